@@ -1,0 +1,54 @@
+"""sips — a Stochastic Interpolant Prior for Speech.
+
+A score model trained on clean speech refines the estimate of any enhancement or separation
+model::
+
+    import sips
+    out = sips.refine(sips.load_predictor("wiener"), mixture, sample_rate=16000)
+"""
+
+from . import spectral
+from .errors import (
+    AdapterError,
+    AudioError,
+    LengthMismatchError,
+    MissingDependencyError,
+    PriorLoadError,
+    SampleRateError,
+    SipsError,
+    TrainingError,
+)
+from .predictors import Predictor, as_predictor, available_adapters, load_predictor, register_adapter
+from .prior import PriorConfig, ScorePrior, convert_official, load_prior
+from .refine import refine, refine_estimates
+from .sampler import sample
+from .train import TrainConfig, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdapterError",
+    "AudioError",
+    "LengthMismatchError",
+    "MissingDependencyError",
+    "Predictor",
+    "PriorConfig",
+    "PriorLoadError",
+    "SampleRateError",
+    "ScorePrior",
+    "SipsError",
+    "TrainConfig",
+    "TrainingError",
+    "__version__",
+    "as_predictor",
+    "available_adapters",
+    "convert_official",
+    "load_predictor",
+    "load_prior",
+    "refine",
+    "refine_estimates",
+    "register_adapter",
+    "sample",
+    "spectral",
+    "train",
+]

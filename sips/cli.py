@@ -1,0 +1,221 @@
+"""The ``sips`` command: ``refine``, ``train``, ``convert``.
+
+Errors a user can cause print one sentence to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import SipsError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a prior on clean speech (resumes from OUT/checkpoint.pt)")
+    p.add_argument("data", nargs="+", help="folders or files of clean speech (any rate, resampled to 16 kHz)")
+    p.add_argument("-o", "--out", required=True, help="run folder (checkpoint.pt, summary.json)")
+    p.add_argument("--valid", nargs="*", default=(), help="held-out clean speech for the validation loss")
+    p.add_argument("--steps", type=int, default=10_000, help="total optimiser steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this much wall time")
+    p.add_argument("--batch-size", type=int, default=8, help="segments per step and per process")
+    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of a training crop")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--decay-steps", type=int, default=2000, help="lr decays as 1/sqrt(step/N) after N steps")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--valid-every", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--model-channels", type=int, default=16)
+    p.add_argument("--channel-mult", type=_ints, default=(1, 1, 2, 4, 8))
+    p.add_argument("--num-blocks", type=int, default=1)
+    p.add_argument("--attn-resolutions", type=_ints, default=(), help="e.g. 16 (the lowest level always has one)")
+    p.add_argument("--channels-per-head", type=int, default=64)
+    p.add_argument("--logvar-channels", type=int, default=32)
+    p.add_argument("--export", default=None, help="after training, write the EMA weights as a prior folder here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from . import spectral
+    from .prior import PriorConfig
+    from .train import TrainConfig, export, train
+
+    if args.segment_seconds <= 0 or args.steps < 1 or args.batch_size < 1:
+        raise SipsError("--segment-seconds, --steps and --batch-size must be positive.")
+    hops = max(round(args.segment_seconds * spectral.SAMPLE_RATE / spectral.HOP), 1)
+    prior_cfg = PriorConfig(
+        model_channels=args.model_channels,
+        channel_mult=args.channel_mult,
+        num_blocks=args.num_blocks,
+        attn_resolutions=args.attn_resolutions,
+        channels_per_head=args.channels_per_head,
+        logvar_channels=args.logvar_channels,
+    )
+    # Crops give 1 + hops frames; round to the network's frame multiple to avoid padding.
+    frames = -(-(hops + 1) // prior_cfg.frame_multiple) * prior_cfg.frame_multiple
+    cfg = TrainConfig(
+        train_dirs=args.data,
+        out_dir=args.out,
+        valid_dirs=args.valid,
+        batch_size=args.batch_size,
+        segment_samples=(frames - 1) * spectral.HOP,
+        max_steps=args.steps,
+        max_minutes=args.max_minutes,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        decay_steps=args.decay_steps,
+        ema=args.ema,
+        checkpoint_every=args.checkpoint_every,
+        valid_every=args.valid_every,
+        seed=args.seed,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+    summary = train(cfg, prior_cfg)
+    if args.export:
+        import os
+
+        if int(os.environ.get("RANK", "0")) == 0:
+            export(args.out, args.export)
+    print(summary)
+    return 0
+
+
+def _add_refine(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("refine", help="refine audio files or folders (recursively) with a predictor and the prior")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+    p.add_argument("-o", "--out", required=True, help="output folder (files named like the inputs)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--predictor", default="wiener", help="adapter name (see `sips refine --list`); default wiener")
+    src.add_argument("--estimates", default=None, help="folder of precomputed estimates named like the inputs")
+    p.add_argument("--prior", default=None, help="prior folder (default: the embedded prior)")
+    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--kappa", type=float, default=0.0)
+    p.add_argument("--method", default="euler", choices=("euler", "heun"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1")
+    p.add_argument("--channels", default="each", choices=("each", "mix"), help="refine each channel, or a mono mix")
+    p.set_defaults(func=_run_refine)
+
+
+def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input file, path relative to the output folder) for every audio file named or found."""
+    from .audio import list_audio
+    from .errors import AudioError
+
+    pairs: dict[Path, Path] = {}
+    out_resolved = out_dir.resolve()
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir() and root.resolve() == out_resolved:
+            raise SipsError(f"The output folder {out_dir} is also an input; choose another -o.")
+        files = list_audio(root)
+        if not files:
+            raise AudioError(f"No audio files found in {root}.")
+        for f in files:
+            rel = Path(f.name) if root.is_file() else f.relative_to(root)
+            if rel in pairs and pairs[rel] != f:
+                raise SipsError(f"Two inputs would write the same output {rel} ({pairs[rel]} and {f}).")
+            pairs[rel] = f
+    return [(f, rel) for rel, f in pairs.items()]
+
+
+def _estimate_files(est_dir: Path, rel: Path) -> list[Path]:
+    single = est_dir / rel
+    if single.is_file():
+        return [single]
+    found, k = [], 1
+    while (path := est_dir / rel.parent / f"{rel.stem}_s{k}{rel.suffix}").is_file():
+        found.append(path)
+        k += 1
+    if not found:
+        raise SipsError(f"No estimate for {rel} in {est_dir} (expected {rel} or {rel.stem}_s1{rel.suffix}, ...).")
+    return found
+
+
+def _run_refine(args: argparse.Namespace) -> int:
+    from .files import refine_estimate_files, refine_file
+    from .predictors import load_predictor
+    from .prior import load_prior
+
+    out_dir = Path(args.out)
+    pairs = _collect_inputs(args.inputs, out_dir)
+    for f, rel in pairs:
+        if (out_dir / rel).resolve() == f.resolve():
+            raise SipsError(f"Refusing to overwrite the input {f}; choose another -o.")
+    prior = load_prior(args.prior, device=args.device)
+    predictor = None if args.estimates else load_predictor(args.predictor)
+    options = dict(
+        steps=args.steps,
+        kappa=args.kappa,
+        method=args.method,
+        seed=args.seed,
+        device=args.device,
+        channels=args.channels,
+    )
+    from tqdm.auto import tqdm
+
+    for f, rel in tqdm(pairs, desc="refine", disable=len(pairs) < 2):
+        if predictor is None:
+            written = refine_estimate_files(
+                _estimate_files(Path(args.estimates), rel), f, out_dir / rel, prior=prior, **options
+            )
+        else:
+            written = refine_file(predictor, f, out_dir / rel, prior=prior, **options)
+        for path in written:
+            print(path)
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert the published SIPS.pt + SIPS_config.json into a prior folder")
+    p.add_argument("checkpoint", help="SIPS.pt ({'ema': state_dict} or a state dict)")
+    p.add_argument("config", help="SIPS_config.json (its model_kwargs)")
+    p.add_argument("-o", "--out", required=True, help="prior folder to write")
+    p.set_defaults(func=lambda a: _run_convert(a))
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .prior import convert_official
+
+    print(convert_official(args.checkpoint, args.config, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sips", description="Refine speech with a clean-speech generative prior.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_refine(sub)
+    _add_convert(sub)
+    _add_train(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SipsError as err:
+        print(f"sips: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sips: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

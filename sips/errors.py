@@ -1,0 +1,40 @@
+"""Errors a user can cause.
+
+Every exception raised because of bad input, a missing file, a missing optional dependency or a
+mismatched model is a :class:`SipsError` subclass carrying one clear sentence. The CLI prints the
+message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class SipsError(Exception):
+    """Base class of every error a user can cause."""
+
+
+class AudioError(SipsError):
+    """An audio input cannot be used (unreadable, empty, NaN, wrong shape, ...)."""
+
+
+class SampleRateError(SipsError):
+    """A sample rate does not match what a model expects."""
+
+
+class LengthMismatchError(SipsError):
+    """A predictor estimate and its mixture differ in length by more than the tolerance."""
+
+
+class PriorLoadError(SipsError):
+    """A prior folder or checkpoint cannot be loaded (missing files, config/weights mismatch)."""
+
+
+class AdapterError(SipsError):
+    """A predictor adapter is unknown, registered twice, or misbehaves."""
+
+
+class MissingDependencyError(SipsError):
+    """An optional dependency is needed for this feature but not installed."""
+
+
+class TrainingError(SipsError):
+    """Training cannot start or resume (no data, incompatible checkpoint, ...)."""

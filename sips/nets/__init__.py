@@ -1,0 +1,5 @@
+"""Prior networks."""
+
+from .edm2 import ScoreNet, UNet
+
+__all__ = ["ScoreNet", "UNet"]

@@ -1,0 +1,275 @@
+"""``ScorePrior``: the SIPS network with its configuration, saving and loading.
+
+A prior folder holds ``config.json`` (the :class:`PriorConfig` fields plus a ``"library": "sips"``
+marker), ``model.safetensors`` (the EMA weights, loaded strictly) and a ``README.md`` model card.
+The published MERL checkpoint (``SIPS.pt`` + ``SIPS_config.json``) becomes such a folder with
+:func:`convert_official`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._atomic import atomic_path, write_text
+from .errors import PriorLoadError
+from .nets.edm2 import ScoreNet
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+LIBRARY = "sips"
+
+# Fields of the configuration that describe the method rather than the network.
+_METHOD_FIELDS = ("a", "c", "t_eps", "T", "sample_rate", "label_balance")
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorConfig:
+    """Hyper-parameters of a prior; defaults are the published SIPS network (62.5 M parameters).
+
+    Network: ``model_channels * channel_mult[l]`` channels at level ``l``, ``num_blocks`` residual
+    blocks per level, self-attention at the frequency resolutions ``attn_resolutions`` (plus the
+    lowest decoder level, as in EDM2) with ``channels_per_head`` channels per head, a log-variance
+    head on a ``logvar_channels``-wide Fourier embedding of ``t``.
+    Method: training noise ``a + gamma(t)``, ``gamma(t) = c sin(pi t)^2``, audio at ``sample_rate``.
+    """
+
+    freq_resolution: int = 256
+    spec_channels: int = 2
+    model_channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 2, 2, 2)
+    num_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    logvar_channels: int = 128
+    channel_mult_noise: int | None = None
+    channel_mult_emb: int | None = None
+    concat_balance: float = 0.5
+    label_balance: float = 0.5
+    channels_per_head: int = 64
+    dropout: float = 0.0
+    res_balance: float = 0.3
+    attn_balance: float = 0.3
+    clip_act: float | None = 256
+    resample_filter: tuple[float, ...] = (1, 1)
+    a: float = 0.1
+    c: float = 0.5
+    t_eps: float = 0.0
+    T: float = 1.0
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        for name in ("channel_mult", "attn_resolutions", "resample_filter"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.channel_mult or self.model_channels < 1 or self.num_blocks < 0:
+            raise PriorLoadError("A prior needs model_channels >= 1, num_blocks >= 0 and a non-empty channel_mult.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriorConfig:
+        """Build from a mapping; keys starting with ``_`` or naming the class are ignored."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if not k.startswith("_") and k not in ("class_name", "library")}
+        unknown = sorted(set(kwargs) - fields)
+        if unknown:
+            raise PriorLoadError(f"Unknown prior configuration field(s): {', '.join(unknown)}.")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def network_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k not in _METHOD_FIELDS}
+
+    @property
+    def frame_multiple(self) -> int:
+        """Frames are padded to a multiple of this (``2 ** len(channel_mult)``)."""
+        return 2 ** len(self.channel_mult)
+
+
+class ScorePrior(ScoreNet):
+    """A clean-speech score prior: ``prior(x [B, 2, 256, W], t [B]) -> z_hat [B, 2, 256, W]``.
+
+    ``W`` must be a multiple of ``2 ** (len(channel_mult) - 1)``; :mod:`sips.refine` pads to
+    :attr:`PriorConfig.frame_multiple`. With ``return_logvar=True`` the learned log-variance
+    ``[B, 1, 1, 1]`` is returned too. The state-dict keys equal the published checkpoint's.
+    """
+
+    def __init__(self, config: PriorConfig | None = None, **kwargs: Any) -> None:
+        if config is not None and kwargs:
+            raise TypeError("Pass either a PriorConfig or keyword arguments, not both.")
+        config = config if config is not None else PriorConfig(**kwargs)
+        super().__init__(**config.network_kwargs())
+        self.config = config
+        self.eval()
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"library": LIBRARY, "class_name": type(self).__name__, **self.config.to_dict()}
+        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+        write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, tmp, metadata={"format": "pt", "library": LIBRARY})
+        write_text(directory / CARD_NAME, card if card is not None else model_card(self))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device | None = None) -> ScorePrior:
+        """Load a prior folder written by :meth:`save_pretrained` (strict)."""
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not directory.is_dir():
+            raise PriorLoadError(f"Prior folder not found: {directory}.")
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise PriorLoadError(f"The prior folder {directory} has no {path.name}.")
+        config = read_config(config_path)
+        prior = cls(config)
+        load_weights(prior, weights_path)
+        if device is not None:
+            prior.to(device)
+        return prior
+
+
+def read_config(path: Path) -> PriorConfig:
+    """Read and check a prior ``config.json``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PriorLoadError(f"Cannot read {path} as JSON ({err}).") from None
+    if not isinstance(data, dict) or data.get("library") != LIBRARY:
+        raise PriorLoadError(f'{path} is not a sips prior configuration (no "library": "sips").')
+    return PriorConfig.from_dict(data)
+
+
+def load_weights(prior: ScoreNet, path: Path) -> None:
+    """Load safetensors weights into ``prior`` strictly, with a one-sentence error on mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PriorLoadError(f"Cannot read {path} as safetensors ({err}).") from None
+    load_state_dict_strict(prior, state, str(path))
+
+
+def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with a concise error naming what does not fit."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {list(state[k].shape)} vs {list(own[k].shape)})")
+        raise PriorLoadError(f"The weights in {source} do not fit the configuration: {'; '.join(parts)} keys.")
+    module.load_state_dict(state, strict=True)
+
+
+def embedded_prior_path() -> Path:
+    """Folder of the default prior shipped inside the package."""
+    return Path(str(resources.files("sips") / "default_prior"))
+
+
+def load_prior(
+    name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None
+) -> ScorePrior:
+    """Load a prior: ``None`` gives the embedded default (offline), otherwise a prior folder."""
+    if name_or_path is None:
+        return ScorePrior.from_pretrained(embedded_prior_path(), device=device)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return ScorePrior.from_pretrained(path, device=device)
+    raise PriorLoadError(f"Prior not found: {name_or_path} is not a prior folder.")
+
+
+def convert_official(pt_path: str | os.PathLike, config_json: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Convert the published ``SIPS.pt`` (+ ``SIPS_config.json``) into a prior folder.
+
+    Args:
+        pt_path: torch checkpoint, either ``{"ema": state_dict, ...}`` or a bare state dict; read
+            with ``torch.load(weights_only=True)`` (never unpickled beyond tensors).
+        config_json: the official JSON; its ``model_kwargs`` (minus ``class_name``) are the
+            constructor arguments, any U-Net/Block argument included.
+        out_dir: folder to write (``config.json``, ``model.safetensors``, ``README.md``).
+
+    Returns:
+        ``out_dir`` as a ``Path``.
+    """
+    pt_path, config_json = Path(pt_path), Path(config_json)
+    for path in (pt_path, config_json):
+        if not path.is_file():
+            raise PriorLoadError(f"File not found: {path}.")
+    try:
+        official = json.loads(config_json.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PriorLoadError(f"Cannot read {config_json} as JSON ({err}).") from None
+    kwargs = official.get("model_kwargs", official) if isinstance(official, dict) else None
+    if not isinstance(kwargs, dict):
+        raise PriorLoadError(f"{config_json} has no model_kwargs object.")
+    config = PriorConfig.from_dict(kwargs)
+    try:
+        checkpoint = torch.load(pt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for foreign or corrupt files
+        raise PriorLoadError(
+            f"Cannot read {pt_path} as a weights-only torch checkpoint ({type(err).__name__})."
+        ) from None
+    if isinstance(checkpoint, dict) and "ema" in checkpoint:
+        checkpoint = checkpoint["ema"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise PriorLoadError(f"{pt_path} holds neither a state dict nor a {{'ema': state_dict}} snapshot.")
+    prior = ScorePrior(config)
+    load_state_dict_strict(prior, {k: v.float() for k, v in checkpoint.items()}, str(pt_path))
+    return prior.save_pretrained(
+        out_dir,
+        card=model_card(prior, description="Converted from the published SIPS checkpoint (merlresearch/sips-speech)."),
+    )
+
+
+def model_card(
+    prior: ScorePrior,
+    *,
+    description: str = "A clean-speech score prior for sips.",
+    license: str = "other",
+    datasets: Sequence[str] = (),
+    body: str = "",
+) -> str:
+    """A README.md with Hugging Face Hub front matter and a usage snippet."""
+    cfg = prior.config
+    meta = ["---", "library_name: sips", f"license: {license}", "pipeline_tag: audio-to-audio", "tags:"]
+    meta += ["  - speech-enhancement", "  - speech-separation", "  - diffusion", "  - sips"]
+    if datasets:
+        meta += ["datasets:"] + [f"  - {d}" for d in datasets]
+    meta.append("---")
+    arch = (
+        f"EDM2-style magnitude-preserving U-Net, {cfg.model_channels} channels x {list(cfg.channel_mult)}, "
+        f"{cfg.num_blocks} block(s) per level, attention at {list(cfg.attn_resolutions) or 'the lowest level only'}, "
+        f"{prior.num_parameters:,} parameters, {cfg.sample_rate} Hz."
+    )
+    usage = (
+        '```python\nimport sips\n\nprior = sips.load_prior("PATH_OR_REPO")\n'
+        'out = sips.refine(sips.load_predictor("wiener"), mixture, prior=prior, sample_rate=16000)\n```'
+    )
+    return "\n".join(meta) + f"\n\n# sips prior\n\n{description}\n\n{arch}\n\n## Usage\n\n{usage}\n{body}"

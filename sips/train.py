@@ -1,0 +1,305 @@
+"""Training a clean-speech prior (DESIGN §1).
+
+For a clean encoded segment ``s``, ``t ~ U[0, 1]`` and ``z ~ N(0, I)`` the network sees
+``x_t = s + (a + gamma(t)) z`` and predicts ``z``; the loss is
+``mean((D(x_t, t) - z)^2) / exp(logvar(t)) + logvar(t)`` with the learned log-variance head.
+
+Adam with a linear warm-up and EDM2's inverse-square-root decay, an EMA of the weights, forced
+weight normalisation of the magnitude-preserving layers, periodic atomic checkpoints with exact
+resume (every random draw is derived from ``(seed, rank, step)``), a validation loss on fixed
+held-out crops, tqdm progress, and data-parallel training with ``torchrun`` (gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import audio as audio_io
+from . import spectral
+from ._atomic import atomic_path, write_text
+from .errors import TrainingError
+from .interpolant import corrupt
+from .prior import PriorConfig, ScorePrior, model_card
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs besides the network configuration.
+
+    ``segment_samples`` defaults to 127 hops (128 frames, one second at 16 kHz).
+    ``lr`` is reached after ``warmup_steps`` and decays as ``1 / sqrt(step / decay_steps)`` once
+    ``step > decay_steps``. ``max_minutes`` stops the run (resumably) after that much wall time.
+    """
+
+    train_dirs: Sequence[str]
+    out_dir: str
+    valid_dirs: Sequence[str] = ()
+    batch_size: int = 8
+    segment_samples: int = 127 * spectral.HOP
+    max_steps: int = 10_000
+    max_minutes: float | None = None
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    decay_steps: int = 2_000
+    ema: float = 0.999
+    checkpoint_every: int = 200
+    valid_every: int = 200
+    valid_items: int = 64
+    gain_db: tuple[float, float] = (-10.0, 0.0)
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+class ClipBank:
+    """Clean speech held in memory: every file resampled to 16 kHz mono, cropped at random.
+
+    Args:
+        roots: files or folders (searched recursively for audio files).
+        rate: target sample rate.
+        min_seconds: files shorter than this are skipped.
+    """
+
+    def __init__(self, roots: Sequence[str | os.PathLike], rate: int = spectral.SAMPLE_RATE, min_seconds: float = 0.1):
+        files = [f for root in roots for f in audio_io.list_audio(root)]
+        clips = []
+        for path in tqdm(files, desc="loading audio", disable=len(files) < 200, leave=False):
+            clip = audio_io.load_mono(path, rate)
+            if clip.shape[-1] >= min_seconds * rate:
+                clips.append(clip)
+        if not clips:
+            raise TrainingError(f"No usable audio files (>= {min_seconds} s) under {', '.join(map(str, roots))}.")
+        self.clips = clips
+        self.lengths = torch.tensor([len(c) for c in clips], dtype=torch.float64)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.lengths.sum()) / spectral.SAMPLE_RATE
+
+    def crops(self, n: int, length: int, generator: torch.Generator, gain_db: tuple[float, float]) -> torch.Tensor:
+        """``n`` random crops ``[n, length]``: files drawn by duration, short files tiled,
+        peak-normalised, then a random gain in ``gain_db``."""
+        index = torch.multinomial(self.lengths.clamp(min=length), n, replacement=True, generator=generator)
+        out = torch.empty(n, length)
+        for row, i in enumerate(index.tolist()):
+            clip = self.clips[i]
+            if len(clip) < length:
+                clip = np.tile(clip, -(-length // len(clip)) + 1)
+            start = int(torch.randint(0, len(clip) - length + 1, (1,), generator=generator))
+            out[row] = torch.from_numpy(clip[start : start + length])
+        peak = out.abs().amax(dim=1, keepdim=True).clamp(min=1e-4)
+        lo, hi = gain_db
+        gain = 10 ** ((lo + (hi - lo) * torch.rand(n, 1, generator=generator)) / 20)
+        return out / peak * gain
+
+
+def prior_loss(
+    net: torch.nn.Module, spec: torch.Tensor, t: torch.Tensor, z: torch.Tensor, a: float, c: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uncertainty-weighted denoising loss (scalar) and the plain per-item MSE ``[B]``."""
+    z_hat, logvar = net(corrupt(spec, t, z, a, c), t, return_logvar=True)
+    mse = (z_hat - z).square().mean(dim=(1, 2, 3))
+    if logvar is None:
+        return mse.mean(), mse
+    logvar = logvar.flatten()
+    return (mse / logvar.exp() + logvar).mean(), mse
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    lr = cfg.lr
+    if cfg.decay_steps > 0:
+        lr /= math.sqrt(max(step / cfg.decay_steps, 1.0))
+    if cfg.warmup_steps > 0:
+        lr *= min(step / cfg.warmup_steps, 1.0)
+    return lr
+
+
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
+
+
+class _Validator:
+    """Fixed crops, times and noise: the same numbers for every evaluation."""
+
+    def __init__(self, bank: ClipBank, cfg: TrainConfig, prior_cfg: PriorConfig) -> None:
+        g = torch.Generator().manual_seed(10_007 + cfg.seed)
+        wav = bank.crops(cfg.valid_items, cfg.segment_samples, g, cfg.gain_db)
+        self.spec = spectral.encode(wav)
+        self.t = (torch.arange(cfg.valid_items) + 0.5) / cfg.valid_items
+        self.z = torch.randn(self.spec.shape, generator=g)
+        self.batch = cfg.batch_size
+        self.a, self.c = prior_cfg.a, prior_cfg.c
+
+    @torch.no_grad()
+    def __call__(self, net: torch.nn.Module) -> tuple[float, float]:
+        losses, mses = [], []
+        for i in range(0, len(self.t), self.batch):
+            sl = slice(i, i + self.batch)
+            loss, mse = prior_loss(net, self.spec[sl], self.t[sl], self.z[sl], self.a, self.c)
+            losses.append(loss * mse.numel())
+            mses.append(mse)
+        n = len(self.t)
+        return float(sum(losses) / n), float(torch.cat(mses).mean())
+
+
+def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
+    """Train (or resume) a prior; returns a summary dict (rank 0), including validation losses.
+
+    Runs under ``torchrun`` too: each rank trains on its own crops, gradients are averaged with
+    ``torch.distributed`` (gloo on CPU, nccl on CUDA), rank 0 writes checkpoints.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    bank = ClipBank(cfg.train_dirs)
+    validator = _Validator(ClipBank(cfg.valid_dirs), cfg, prior_cfg) if cfg.valid_dirs and rank == 0 else None
+
+    torch.manual_seed(cfg.seed)  # identical initialisation on every rank
+    net = ScorePrior(prior_cfg).train()
+    net.normalize_weights_()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+    state = {"step": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "history": [], "valid_init": None}
+
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt["prior_config"] != prior_cfg.to_dict():
+            raise TrainingError(f"{ckpt_path} was trained with another network configuration; use a new --out folder.")
+        net.load_state_dict(ckpt["net"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        state = ckpt["state"]
+    elif validator is not None:
+        state["valid_init"] = validator(ema)
+
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    start_wall, start_cpu = time.time(), time.process_time()
+    base_wall, base_cpu = state["wall_seconds"], state["cpu_seconds"]
+
+    def save() -> None:
+        state["wall_seconds"] = base_wall + time.time() - start_wall
+        state["cpu_seconds"] = base_cpu + time.process_time() - start_cpu
+        if rank != 0:
+            return
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(
+                {
+                    "net": net.state_dict(),
+                    "ema": ema.state_dict(),
+                    "opt": opt.state_dict(),
+                    "state": state,
+                    "prior_config": prior_cfg.to_dict(),
+                    "train_config": cfg.to_dict(),
+                },
+                tmp,
+            )
+
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=state["step"],
+        desc="train",
+        disable=not cfg.progress or rank != 0,
+        dynamic_ncols=True,
+    )
+    stop = False
+    last_loss = float("nan")
+    while state["step"] < cfg.max_steps and not stop:
+        step = state["step"]
+        g = _step_generator(cfg.seed, rank, step)
+        wav = bank.crops(cfg.batch_size, cfg.segment_samples, g, cfg.gain_db)
+        spec = spectral.encode(wav)
+        t = torch.rand(cfg.batch_size, generator=g)
+        z = torch.randn(spec.shape, generator=g)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        loss, _ = prior_loss(model, spec, t, z, prior_cfg.a, prior_cfg.c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in net.parameters():
+            if p.grad is not None:
+                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        opt.step()
+        net.normalize_weights_()
+        beta = min(cfg.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+                p_ema.lerp_(p.detach(), 1 - beta)
+        state["step"] = step + 1
+        last_loss = loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{learning_rate(step, cfg):.2e}")
+
+        done = state["step"] >= cfg.max_steps
+        if cfg.max_minutes is not None:
+            elapsed = torch.tensor([time.time() - start_wall])
+            if world > 1:
+                dist.broadcast(elapsed, src=0)  # every rank stops at the same step
+            stop = float(elapsed) > cfg.max_minutes * 60
+        record = validator is not None and (state["step"] % cfg.valid_every == 0 or done or stop)
+        if record:
+            v_loss, v_mse = validator(ema)
+            state["history"].append(
+                {"step": state["step"], "train_loss": last_loss, "valid_loss": v_loss, "valid_mse": v_mse}
+            )
+            bar.write(f"step {state['step']}: train {last_loss:.4f}  valid loss {v_loss:.4f}  mse {v_mse:.4f}")
+        if state["step"] % cfg.checkpoint_every == 0 or done or stop:
+            save()
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    summary = {
+        "step": state["step"],
+        "cpu_seconds": state["cpu_seconds"],
+        "wall_seconds": state["wall_seconds"],
+        "train_seconds_of_audio": bank.seconds,
+        "valid_init": state["valid_init"],
+        "valid_last": state["history"][-1] if state["history"] else None,
+    }
+    if rank == 0:
+        write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def export(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, card_body: str = "", **card_kwargs: Any
+) -> Path:
+    """Write the EMA weights of a training checkpoint as a prior folder."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise TrainingError(f"No training checkpoint at {checkpoint}.")
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    prior = ScorePrior(PriorConfig.from_dict(ckpt["prior_config"]))
+    prior.load_state_dict(ckpt["ema"], strict=True)
+    return prior.save_pretrained(out_dir, card=model_card(prior, body=card_body, **card_kwargs))

@@ -1,0 +1,114 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import sips
+from sips.cli import main
+
+from conftest import ROOT, noisy, speech_like, write_wav
+
+EXAMPLE = ROOT / "examples" / "noisy.wav"
+SIPS = Path(shutil.which("sips") or ROOT / ".venv" / "bin" / "sips")
+
+
+@pytest.fixture(scope="module")
+def prior_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    prior = sips.ScorePrior(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=())
+    for p in prior.parameters():
+        if p.dim() == 0:
+            p.data.fill_(0.3)
+    return prior.save_pretrained(tmp_path_factory.mktemp("prior") / "tiny")
+
+
+def test_main_job_on_the_example_with_embedded_defaults(tmp_path):
+    result = subprocess.run(
+        [str(SIPS), "refine", str(EXAMPLE), "-o", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    out, rate = sf.read(tmp_path / "out" / "noisy.wav")
+    ref, ref_rate = sf.read(EXAMPLE)
+    assert rate == ref_rate and out.shape == ref.shape and np.abs(out - ref).max() > 0
+    again = tmp_path / "again"
+    assert main(["refine", str(EXAMPLE), "-o", str(again)]) == 0
+    assert np.array_equal(sf.read(again / "noisy.wav")[0], out)  # same seed: bit-identical
+
+
+def test_folders_are_refined_recursively_keeping_names_rate_and_channels(tmp_path, prior_dir):
+    clean = speech_like(0.5)
+    write_wav(tmp_path / "in" / "a.wav", noisy(clean, 5.0).numpy())
+    write_wav(
+        tmp_path / "in" / "sub" / "b.flac", np.stack([noisy(clean, 5.0, seed=s).numpy() for s in (1, 2)]), rate=22050
+    )
+    assert (
+        main(["refine", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--prior", str(prior_dir), "--steps", "2"])
+        == 0
+    )
+    a = sf.info(tmp_path / "out" / "a.wav")
+    b = sf.info(tmp_path / "out" / "sub" / "b.flac")
+    assert (a.samplerate, a.channels, a.frames) == (16000, 1, 8000)
+    assert (b.samplerate, b.channels) == (22050, 2) and abs(b.frames - 11025) <= 1
+    assert not list((tmp_path / "out").rglob("*.part*"))
+
+
+def test_precomputed_estimates_and_source_suffixes(tmp_path, prior_dir):
+    s1, s2 = speech_like(0.5, seed=1), speech_like(0.5, seed=2) * 0.5
+    write_wav(tmp_path / "mix" / "m.wav", (s1 + s2).numpy())
+    write_wav(tmp_path / "est" / "m_s1.wav", s1.numpy())
+    write_wav(tmp_path / "est" / "m_s2.wav", s2.numpy())
+    args = ["refine", str(tmp_path / "mix"), "-o", str(tmp_path / "out"), "--estimates", str(tmp_path / "est")]
+    assert main([*args, "--prior", str(prior_dir), "--steps", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m_s1.wav", "m_s2.wav"]
+
+
+def test_kappa_depends_on_seed(tmp_path, prior_dir):
+    write_wav(tmp_path / "x.wav", noisy(speech_like(0.5), 5.0).numpy(), subtype="FLOAT")
+    outs = []
+    for seed in (1, 1, 2):
+        out = tmp_path / f"o{len(outs)}"
+        main(
+            [
+                "refine",
+                str(tmp_path / "x.wav"),
+                "-o",
+                str(out),
+                "--prior",
+                str(prior_dir),
+                "--kappa",
+                "0.5",
+                "--seed",
+                str(seed),
+                "--steps",
+                "3",
+            ]
+        )
+        outs.append(sf.read(out / "x.wav")[0])
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["refine", "missing.wav", "-o", "OUT"], "No such file or folder"),
+        (["refine", "IN", "-o", "IN"], "also an input"),
+        (["refine", "IN/bad.wav", "-o", "OUT"], "Cannot read"),
+        (["refine", "IN/a.wav", "-o", "OUT", "--predictor", "nope"], "Unknown predictor"),
+        (["refine", "IN/a.wav", "-o", "OUT", "--prior", "IN"], "no config.json"),
+        (["convert", "missing.pt", "missing.json", "-o", "OUT"], "File not found"),
+    ],
+    ids=["missing-input", "out-is-in", "corrupt", "unknown-adapter", "bad-prior", "convert-missing"],
+)
+def test_user_errors_exit_2_with_one_sentence_and_no_output(tmp_path, args, message):
+    write_wav(tmp_path / "IN" / "a.wav", noisy(speech_like(0.5), 5.0).numpy())
+    (tmp_path / "IN" / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    args = [a.replace("IN", str(tmp_path / "IN")).replace("OUT", str(tmp_path / "OUT")) for a in args]
+    result = subprocess.run([str(SIPS), *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "OUT").exists() or not any((tmp_path / "OUT").rglob("*"))

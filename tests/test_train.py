@@ -1,0 +1,131 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import sips
+from sips.errors import TrainingError
+from sips.train import TrainConfig, export, train
+
+from conftest import speech_like, write_wav
+
+TINY = dict(model_channels=4, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(), logvar_channels=4)
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    for i in range(4):
+        write_wav(root / "train" / f"{i}.wav", speech_like(0.6, seed=i).numpy(), rate=22050)  # resampled on load
+    write_wav(root / "train" / "short.wav", speech_like(0.2, seed=9).numpy())  # shorter than a crop: tiled
+    write_wav(root / "valid" / "v.wav", speech_like(1.0, seed=5).numpy())
+    return root
+
+
+def _cfg(speech_dir, out, steps, **kw):
+    return TrainConfig(
+        train_dirs=[str(speech_dir / "train")],
+        valid_dirs=[str(speech_dir / "valid")],
+        out_dir=str(out),
+        batch_size=2,
+        segment_samples=31 * 128,
+        max_steps=steps,
+        valid_every=2,
+        checkpoint_every=2,
+        valid_items=4,
+        warmup_steps=2,
+        decay_steps=4,
+        progress=False,
+        **kw,
+    )
+
+
+def test_training_lowers_validation_loss_and_exports(tmp_path, speech_dir):
+    summary = train(_cfg(speech_dir, tmp_path / "run", 30, lr=1e-2), sips.PriorConfig(**TINY))
+    assert summary["step"] == 30
+    assert summary["valid_last"]["valid_loss"] < summary["valid_init"][0]
+    prior = sips.ScorePrior.from_pretrained(export(tmp_path / "run", tmp_path / "prior"))
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(prior.state_dict()[k], v) for k, v in ckpt["ema"].items())
+
+
+def test_resume_is_exact(tmp_path, speech_dir):
+    prior_cfg = sips.PriorConfig(**TINY)
+    train(_cfg(speech_dir, tmp_path / "straight", 6), prior_cfg)
+    train(_cfg(speech_dir, tmp_path / "resumed", 4), prior_cfg)
+    summary = train(_cfg(speech_dir, tmp_path / "resumed", 6), prior_cfg)
+    assert summary["step"] == 6
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    for key in ("net", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+
+
+def test_resume_with_another_network_is_refused(tmp_path, speech_dir):
+    train(_cfg(speech_dir, tmp_path / "run", 2), sips.PriorConfig(**TINY))
+    with pytest.raises(TrainingError, match="another network configuration"):
+        train(_cfg(speech_dir, tmp_path / "run", 4), sips.PriorConfig(**{**TINY, "model_channels": 8}))
+
+
+def test_no_audio_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    cfg = TrainConfig(train_dirs=[str(tmp_path / "empty")], out_dir=str(tmp_path / "run"), progress=False)
+    with pytest.raises(TrainingError, match="No usable audio"):
+        train(cfg, sips.PriorConfig(**TINY))
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun missing")
+def test_torchrun_two_processes_and_resume(tmp_path, speech_dir):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    sips_cli = os.path.join(os.path.dirname(sys.executable), "sips")
+    run = tmp_path / "ddp"
+
+    def launch(steps):
+        cmd = [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "0",
+            sips_cli,
+            "train",
+            str(speech_dir / "train"),
+            "--valid",
+            str(speech_dir / "valid"),
+            "-o",
+            str(run),
+            "--steps",
+            str(steps),
+            "--batch-size",
+            "2",
+            "--segment-seconds",
+            "0.25",
+            "--model-channels",
+            "4",
+            "--channel-mult",
+            "1,2",
+            "--logvar-channels",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--valid-every",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+    first = launch(2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["step"] == 2
+    second = launch(4)
+    assert second.returncode == 0, second.stderr[-2000:]
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["state"]["step"] == 4
+    assert [h["step"] for h in ckpt["state"]["history"]] == [2, 4]  # continued, not restarted
