@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 import torch
@@ -54,7 +55,7 @@ def test_cli_convert(tmp_path, reference, tiny_reference_kwargs, golden_io):
 def test_convert_refuses_pickled_objects(tmp_path, reference, tiny_reference_kwargs):
     _, config = _official_files(tmp_path, reference, tiny_reference_kwargs, True)
     evil = tmp_path / "evil.pt"
-    torch.save({"ema": {"x": torch.zeros(1)}, "obj": object.__new__(ValueError)}, evil)
+    torch.save({"ema": {"x": torch.zeros(1)}, "obj": Fraction(1, 3)}, evil)
     with pytest.raises(PriorLoadError, match="weights-only"):
         sips.convert_official(evil, config, tmp_path / "never")
     assert not (tmp_path / "never").exists()
