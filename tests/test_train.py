@@ -87,10 +87,9 @@ def test_torchrun_two_processes_and_resume(tmp_path, speech_dir):
     def launch(steps):
         cmd = [
             torchrun,
+            "--standalone",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "0",
             sips_cli,
             "train",
             str(speech_dir / "train"),
