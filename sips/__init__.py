@@ -8,9 +8,11 @@ model::
 """
 
 from . import spectral
+from ._version import __version__
 from .errors import (
     AdapterError,
     AudioError,
+    HubError,
     LengthMismatchError,
     MissingDependencyError,
     PriorLoadError,
@@ -18,17 +20,17 @@ from .errors import (
     SipsError,
     TrainingError,
 )
+from .hub import available_priors
 from .predictors import Predictor, as_predictor, available_adapters, load_predictor, register_adapter
-from .prior import PriorConfig, ScorePrior, convert_official, load_prior
+from .prior import PriorConfig, ScorePrior, convert_official, load_prior, push_prior
 from .refine import refine, refine_estimates
 from .sampler import sample
 from .train import TrainConfig, train
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AdapterError",
     "AudioError",
+    "HubError",
     "LengthMismatchError",
     "MissingDependencyError",
     "Predictor",
@@ -41,10 +43,12 @@ __all__ = [
     "TrainingError",
     "__version__",
     "as_predictor",
+    "available_priors",
     "available_adapters",
     "convert_official",
     "load_predictor",
     "load_prior",
+    "push_prior",
     "refine",
     "refine_estimates",
     "register_adapter",

@@ -1,4 +1,4 @@
-"""The ``sips`` command: ``refine``, ``train``, ``convert``.
+"""The ``sips`` command: ``refine``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
 
 Errors a user can cause print one sentence to stderr and exit with status 2.
 """
@@ -101,7 +101,9 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--predictor", default="wiener", help="adapter name (see `sips refine --list`); default wiener")
     src.add_argument("--estimates", default=None, help="folder of precomputed estimates named like the inputs")
-    p.add_argument("--prior", default=None, help="prior folder (default: the embedded prior)")
+    p.add_argument(
+        "--prior", default=None, help="prior folder, catalog name or Hub repo id[@revision] (default: embedded)"
+    )
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--kappa", type=float, default=0.0)
     p.add_argument("--method", default="euler", choices=("euler", "heun"))
@@ -195,10 +197,108 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_hub_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default=None, help="Hub cache folder (default: HF_HUB_CACHE or HF_HOME/hub)")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+
+
+def _add_priors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("priors", help="list the named priors of the catalog and whether each is cached")
+    p.add_argument("--cache-dir", default=None, help="Hub cache folder (default: HF_HUB_CACHE or HF_HOME/hub)")
+    p.set_defaults(func=_run_priors)
+
+
+def _run_priors(args: argparse.Namespace) -> int:
+    from .hub import available_priors
+
+    rows = [("name", "repo@revision", "rate", "params", "MB", "licence", "cached", "description")]
+    for e in available_priors(args.cache_dir):
+        rows.append(
+            (
+                e.name,
+                f"{e.repo_id}@{e.revision}",
+                str(e.sample_rate),
+                f"{e.parameters / 1e6:.1f}M",
+                f"{e.size_bytes / 1e6:.1f}",
+                e.license,
+                "yes" if e.cached else "no",
+                e.description,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    return 0
+
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch a prior into the Hub cache for offline use; prints its folder")
+    p.add_argument("prior", metavar="NAME_OR_REPO", help="catalog name or Hub repo id (org/name[@revision])")
+    p.add_argument("--revision", default=None, help="branch, tag or commit hash of a repo id")
+    p.add_argument("--force-download", action="store_true", help="fetch again even if cached")
+    _add_hub_options(p)
+    p.set_defaults(func=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from .prior import ScorePrior, download_prior
+
+    folder = download_prior(
+        args.prior,
+        revision=args.revision,
+        cache_dir=args.cache_dir,
+        token=args.token,
+        force_download=args.force_download,
+    )
+    prior = ScorePrior.from_pretrained(folder)  # proves the cached files load (strictly)
+    print(folder)
+    print(f"{prior.num_parameters:,} parameters, {prior.config.sample_rate} Hz", file=sys.stderr)
+    return 0
+
+
+def _add_push(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("push", help="upload a prior folder to the Hub with a model card made from its config")
+    p.add_argument("folder", metavar="DIR", help="prior folder (config.json, model.safetensors)")
+    p.add_argument("repo", metavar="REPO", help="Hub repo id, org/name (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", default=None, help="branch to commit to (default main)")
+    p.add_argument("--message", default="Upload sips prior", help="commit message")
+    p.add_argument("--license", default=None, help="licence of the weights (default: the folder's card, else other)")
+    p.add_argument("--dataset", action="append", default=None, help="training dataset (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be uploaded, send nothing")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    p.set_defaults(func=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .prior import push_prior
+
+    result = push_prior(
+        args.folder,
+        args.repo,
+        license=args.license,
+        datasets=args.dataset,
+        token=args.token,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.message,
+        dry_run=args.dry_run,
+    )
+    if args.dry_run:
+        for op in result:
+            print(f"would upload {op.path_in_repo} ({op.upload_info.size:,} bytes)")
+    else:
+        print(result.commit_url)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sips", description="Refine speech with a clean-speech generative prior.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_refine(sub)
+    _add_priors(sub)
+    _add_download(sub)
+    _add_push(sub)
     _add_convert(sub)
     _add_train(sub)
     return parser

@@ -28,6 +28,10 @@ class PriorLoadError(SipsError):
     """A prior folder or checkpoint cannot be loaded (missing files, config/weights mismatch)."""
 
 
+class HubError(SipsError):
+    """The Hugging Face Hub refused an upload or cannot be reached for one."""
+
+
 class AdapterError(SipsError):
     """A predictor adapter is unknown, registered twice, or misbehaves."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,12 +21,8 @@ import torch
 
 from ._atomic import atomic_path, write_text
 from .errors import PriorLoadError
+from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-LIBRARY = "sips"
 
 # Fields of the configuration that describe the method rather than the network.
 _METHOD_FIELDS = ("a", "c", "t_eps", "T", "sample_rate", "label_balance")
@@ -129,21 +126,98 @@ class ScorePrior(ScoreNet):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device | None = None) -> ScorePrior:
-        """Load a prior folder written by :meth:`save_pretrained` (strict)."""
-        directory = Path(directory)
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        device: str | torch.device | None = None,
+    ) -> ScorePrior:
+        """Load a prior from a folder, a catalog name or a Hugging Face Hub repo (strict).
+
+        Args:
+            name_or_path: a folder written by :meth:`save_pretrained`; a catalog name (see
+                :func:`sips.available_priors`), pinned and checked by sha256; or a Hub repo id
+                ``"org/name"`` / ``"org/name@revision"``.
+            revision: branch, tag or commit hash of a Hub repo.
+            cache_dir, local_files_only, token, force_download: as in ``huggingface_hub``;
+                ``HF_HUB_OFFLINE``, ``HF_HUB_CACHE``/``HF_HOME`` and ``HF_ENDPOINT`` apply.
+            device: where to put the network (default CPU).
+        """
+        path = Path(name_or_path)
+        if path.is_dir():
+            if revision is not None:
+                raise PriorLoadError(f"revision={revision!r} was given, but {path} is a local folder.")
+            return cls._from_folder(path, device)
+        spec = str(name_or_path)
+        if path.is_file():
+            raise PriorLoadError(f"{spec} is a file; a prior is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}.")
+        folder = download_prior(
+            spec,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+        return cls._from_folder(folder, device, source=spec)
+
+    @classmethod
+    def _from_folder(cls, directory: Path, device: str | torch.device | None, source: str | None = None) -> ScorePrior:
+        from .hub import missing_weights_error
+
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not directory.is_dir():
-            raise PriorLoadError(f"Prior folder not found: {directory}.")
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise PriorLoadError(f"The prior folder {directory} has no {path.name}.")
+        if not config_path.is_file():
+            raise PriorLoadError(f"The prior folder {directory} has no {CONFIG_NAME}.")
         config = read_config(config_path)
+        if not weights_path.is_file():
+            raise missing_weights_error(f"The prior folder {directory}", [p.name for p in directory.iterdir()])
         prior = cls(config)
-        load_weights(prior, weights_path)
+        load_weights(prior, weights_path, source)
         if device is not None:
             prior.to(device)
         return prior
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any):
+        """Save to a temporary folder and upload it with :func:`push_prior` (same keyword arguments)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return push_prior(tmp, repo_id, **kwargs)
+
+
+def download_prior(
+    name_or_repo: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+) -> Path:
+    """Fetch a catalog or Hub prior into the local Hub cache and return its snapshot folder.
+
+    ``config.json`` is checked before the weights are downloaded, and a catalog prior's weights
+    must match the catalog's sha256. Arguments as in :meth:`ScorePrior.from_pretrained`.
+    """
+    from .hub import fetch_prior, is_repo_spec
+
+    if "/" in name_or_repo and not is_repo_spec(name_or_repo):
+        raise PriorLoadError(f"Prior not found: {name_or_repo} is neither a folder nor a Hub repo id (org/name).")
+    return fetch_prior(
+        name_or_repo,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        force_download=force_download,
+        check_config=read_config,
+    )
 
 
 def read_config(path: Path) -> PriorConfig:
@@ -157,7 +231,7 @@ def read_config(path: Path) -> PriorConfig:
     return PriorConfig.from_dict(data)
 
 
-def load_weights(prior: ScoreNet, path: Path) -> None:
+def load_weights(prior: ScoreNet, path: Path, source: str | None = None) -> None:
     """Load safetensors weights into ``prior`` strictly, with a one-sentence error on mismatch."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -165,8 +239,8 @@ def load_weights(prior: ScoreNet, path: Path) -> None:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise PriorLoadError(f"Cannot read {path} as safetensors ({err}).") from None
-    load_state_dict_strict(prior, state, str(path))
+        raise PriorLoadError(f"Cannot read {source or path} as safetensors ({err}).") from None
+    load_state_dict_strict(prior, state, source or str(path))
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -193,16 +267,14 @@ def embedded_prior_path() -> Path:
     return Path(str(resources.files("sips") / "default_prior"))
 
 
-def load_prior(
-    name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None
-) -> ScorePrior:
-    """Load a prior: ``None`` gives the embedded default (offline), otherwise a prior folder."""
+def load_prior(name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> ScorePrior:
+    """Load a prior: ``None`` gives the embedded default (offline); otherwise a folder, a catalog
+    name or a Hub repo id, with the keyword arguments of :meth:`ScorePrior.from_pretrained`."""
     if name_or_path is None:
-        return ScorePrior.from_pretrained(embedded_prior_path(), device=device)
-    path = Path(name_or_path)
-    if path.is_dir():
-        return ScorePrior.from_pretrained(path, device=device)
-    raise PriorLoadError(f"Prior not found: {name_or_path} is not a prior folder.")
+        if kwargs.get("revision") is not None:
+            raise PriorLoadError("revision= needs a Hub repo id; the embedded prior has no revisions.")
+        return ScorePrior._from_folder(embedded_prior_path(), kwargs.get("device"))
+    return ScorePrior.from_pretrained(name_or_path, **kwargs)
 
 
 def convert_official(pt_path: str | os.PathLike, config_json: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -248,28 +320,115 @@ def convert_official(pt_path: str | os.PathLike, config_json: str | os.PathLike,
     )
 
 
+_ARCH_PREFIX = "EDM2-style magnitude-preserving U-Net"
+_TAGS = ("speech-enhancement", "speech-separation", "diffusion", "sips")
+
+
 def model_card(
     prior: ScorePrior,
     *,
+    repo_id: str | None = None,
     description: str = "A clean-speech score prior for sips.",
     license: str = "other",
     datasets: Sequence[str] = (),
     body: str = "",
 ) -> str:
-    """A README.md with Hugging Face Hub front matter and a usage snippet."""
+    """A README.md with Hugging Face Hub front matter, the architecture and a usage snippet.
+
+    Args:
+        prior: the network whose config the card describes.
+        repo_id: used in the usage snippet (a placeholder if ``None``).
+        description: one paragraph under the title.
+        license: Hub licence identifier of the weights.
+        datasets: Hub dataset ids or names the prior was trained on.
+        body: further Markdown sections (``## Training``, ...), appended after the usage.
+    """
+    from huggingface_hub import ModelCardData
+
     cfg = prior.config
-    meta = ["---", "library_name: sips", f"license: {license}", "pipeline_tag: audio-to-audio", "tags:"]
-    meta += ["  - speech-enhancement", "  - speech-separation", "  - diffusion", "  - sips"]
-    if datasets:
-        meta += ["datasets:"] + [f"  - {d}" for d in datasets]
-    meta.append("---")
+    meta = ModelCardData(
+        library_name=LIBRARY,
+        license=license,
+        pipeline_tag="audio-to-audio",
+        tags=list(_TAGS),
+        datasets=list(datasets) or None,
+    )
     arch = (
-        f"EDM2-style magnitude-preserving U-Net, {cfg.model_channels} channels x {list(cfg.channel_mult)}, "
+        f"{_ARCH_PREFIX}, {cfg.model_channels} channels x {list(cfg.channel_mult)}, "
         f"{cfg.num_blocks} block(s) per level, attention at {list(cfg.attn_resolutions) or 'the lowest level only'}, "
         f"{prior.num_parameters:,} parameters, {cfg.sample_rate} Hz."
     )
     usage = (
-        '```python\nimport sips\n\nprior = sips.load_prior("PATH_OR_REPO")\n'
-        'out = sips.refine(sips.load_predictor("wiener"), mixture, prior=prior, sample_rate=16000)\n```'
+        f'```python\nimport sips\n\nprior = sips.load_prior("{repo_id or "PATH_OR_REPO"}")\n'
+        f'out = sips.refine(sips.load_predictor("wiener"), mixture, prior=prior, sample_rate={cfg.sample_rate})\n```'
     )
-    return "\n".join(meta) + f"\n\n# sips prior\n\n{description}\n\n{arch}\n\n## Usage\n\n{usage}\n{body}"
+    card = f"---\n{meta.to_yaml()}\n---\n\n# sips prior\n\n{description}\n\n{arch}\n\n## Usage\n\n{usage}\n"
+    return card + (f"\n{body.strip()}\n" if body.strip() else "")
+
+
+def _card_parts(path: Path) -> tuple[dict[str, Any], str | None, str]:
+    """(front matter, description, extra sections) of an existing card, so that a regenerated
+    card keeps what a person wrote; the architecture line and the usage are regenerated."""
+    if not path.is_file():
+        return {}, None, ""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(path)
+    head, *sections = re.split(r"(?m)^(?=## )", card.text)
+    paragraphs = [p.strip() for p in head.split("\n\n") if p.strip() and not p.strip().startswith("#")]
+    description = "\n\n".join(p for p in paragraphs if not p.startswith(_ARCH_PREFIX)) or None
+    body = "\n\n".join(sec.strip() for sec in sections if not sec.startswith("## Usage"))
+    return card.data.to_dict(), description, body
+
+
+def push_prior(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    license: str | None = None,
+    datasets: Sequence[str] | None = None,
+    description: str | None = None,
+    token: str | bool | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload sips prior",
+    create_pr: bool = False,
+    dry_run: bool = False,
+):
+    """Publish a prior folder to the Hub with a model card generated from its config.
+
+    The folder is loaded first (strictly), so a broken prior is never uploaded. Licence, datasets,
+    description and extra sections of an existing ``README.md`` are kept unless given here.
+
+    Returns:
+        huggingface_hub's ``CommitInfo``, or with ``dry_run=True`` the list of
+        ``CommitOperationAdd`` that would be committed (nothing is sent).
+    """
+    from .hub import parse_repo_spec, upload, upload_operations
+
+    folder = Path(folder)
+    repo_id, _ = parse_repo_spec(repo_id)
+    if not folder.is_dir():
+        raise PriorLoadError(f"Prior folder not found: {folder}.")
+    prior = ScorePrior._from_folder(folder, None)
+    meta, old_description, body = _card_parts(folder / CARD_NAME)
+    card = model_card(
+        prior,
+        repo_id=repo_id,
+        description=description or old_description or "A clean-speech score prior for sips.",
+        license=license or meta.get("license") or "other",
+        datasets=datasets if datasets is not None else meta.get("datasets") or (),
+        body=body,
+    )
+    operations = upload_operations(folder, card)
+    if dry_run:
+        return operations
+    return upload(
+        operations,
+        repo_id,
+        token=token,
+        private=private,
+        revision=revision,
+        commit_message=commit_message,
+        create_pr=create_pr,
+    )
