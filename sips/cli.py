@@ -101,6 +101,13 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--predictor", default="wiener", help="adapter name (see `sips refine --list`); default wiener")
     src.add_argument("--estimates", default=None, help="folder of precomputed estimates named like the inputs")
+    p.add_argument("--checkpoint", default=None, help="predictor checkpoint (file or Hub id), if the adapter takes one")
+    p.add_argument(
+        "--predictor-config", default=None, help="predictor hyper-parameters (YAML/JSON) if not in the checkpoint"
+    )
+    p.add_argument(
+        "--n-src", type=int, default=None, help="number of sources, for adapters where it is chosen at run time"
+    )
     p.add_argument(
         "--prior", default=None, help="prior folder, catalog name or Hub repo id[@revision] (default: embedded)"
     )
@@ -159,7 +166,16 @@ def _run_refine(args: argparse.Namespace) -> int:
         if (out_dir / rel).resolve() == f.resolve():
             raise SipsError(f"Refusing to overwrite the input {f}; choose another -o.")
     prior = load_prior(args.prior, device=args.device)
-    predictor = None if args.estimates else load_predictor(args.predictor)
+    options = {
+        "checkpoint": args.checkpoint,
+        "config": args.predictor_config,
+        "n_src": args.n_src,
+        "device": args.device,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.estimates and set(options) - {"device"}:
+        raise SipsError("--checkpoint, --predictor-config and --n-src apply to --predictor, not to --estimates.")
+    predictor = None if args.estimates else load_predictor(args.predictor, **options)
     options = dict(
         steps=args.steps,
         kappa=args.kappa,

@@ -22,14 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import audio as audio_io
 from . import spectral
 from ._atomic import atomic_path, write_text
+from .corpus import ClipBank
 from .errors import TrainingError
 from .interpolant import corrupt
 from .prior import PriorConfig, ScorePrior, model_card
@@ -68,51 +67,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-
-class ClipBank:
-    """Clean speech held in memory: every file resampled to 16 kHz mono, cropped at random.
-
-    Args:
-        roots: files or folders (searched recursively for audio files).
-        rate: target sample rate.
-        min_seconds: files shorter than this are skipped.
-    """
-
-    def __init__(self, roots: Sequence[str | os.PathLike], rate: int = spectral.SAMPLE_RATE, min_seconds: float = 0.1):
-        files = [f for root in roots for f in audio_io.list_audio(root)]
-        clips = []
-        for path in tqdm(files, desc="loading audio", disable=len(files) < 200, leave=False):
-            clip = audio_io.load_mono(path, rate)
-            if clip.shape[-1] >= min_seconds * rate:
-                clips.append(clip)
-        if not clips:
-            raise TrainingError(f"No usable audio files (>= {min_seconds} s) under {', '.join(map(str, roots))}.")
-        self.clips = clips
-        self.lengths = torch.tensor([len(c) for c in clips], dtype=torch.float64)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    @property
-    def seconds(self) -> float:
-        return float(self.lengths.sum()) / spectral.SAMPLE_RATE
-
-    def crops(self, n: int, length: int, generator: torch.Generator, gain_db: tuple[float, float]) -> torch.Tensor:
-        """``n`` random crops ``[n, length]``: files drawn by duration, short files tiled,
-        peak-normalised, then a random gain in ``gain_db``."""
-        index = torch.multinomial(self.lengths.clamp(min=length), n, replacement=True, generator=generator)
-        out = torch.empty(n, length)
-        for row, i in enumerate(index.tolist()):
-            clip = self.clips[i]
-            if len(clip) < length:
-                clip = np.tile(clip, -(-length // len(clip)) + 1)
-            start = int(torch.randint(0, len(clip) - length + 1, (1,), generator=generator))
-            out[row] = torch.from_numpy(clip[start : start + length])
-        peak = out.abs().amax(dim=1, keepdim=True).clamp(min=1e-4)
-        lo, hi = gain_db
-        gain = 10 ** ((lo + (hi - lo) * torch.rand(n, 1, generator=generator)) / 20)
-        return out / peak * gain
 
 
 def prior_loss(

@@ -1,0 +1,141 @@
+"""Clean speech and noise from a corpus folder: random crops, noisy and two-speaker mixtures.
+
+The development corpus (``shared/data/build_corpus.py``) is laid out as
+``clean/<split>/<speaker>/*.wav`` and ``noise/<split>/<category>/*.wav``; speaker folder names
+start with their source (``asterisk_en_US_f_Allison``, ``festvox_ru_msu_ru_nsh``). Everything is
+held in memory at 16 kHz mono. Every random draw takes an explicit ``torch.Generator`` so that
+training batches and benchmark sets are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import audio as audio_io
+from . import spectral
+from .errors import TrainingError
+
+
+class ClipBank:
+    """Clean speech held in memory: every file resampled to 16 kHz mono, cropped at random.
+
+    Args:
+        roots: files or folders (searched recursively for audio files).
+        rate: target sample rate.
+        min_seconds: files shorter than this are skipped.
+    """
+
+    def __init__(self, roots: Sequence[str | os.PathLike], rate: int = spectral.SAMPLE_RATE, min_seconds: float = 0.1):
+        files = [f for root in roots for f in audio_io.list_audio(root)]
+        clips = []
+        for path in tqdm(files, desc="loading audio", disable=len(files) < 200, leave=False):
+            clip = audio_io.load_mono(path, rate)
+            if clip.shape[-1] >= min_seconds * rate:
+                clips.append(clip)
+        if not clips:
+            raise TrainingError(f"No usable audio files (>= {min_seconds} s) under {', '.join(map(str, roots))}.")
+        self.clips = clips
+        self.lengths = torch.tensor([len(c) for c in clips], dtype=torch.float64)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.lengths.sum()) / spectral.SAMPLE_RATE
+
+    def crops(self, n: int, length: int, generator: torch.Generator, gain_db: tuple[float, float]) -> torch.Tensor:
+        """``n`` random crops ``[n, length]``: files drawn by duration, short files tiled,
+        peak-normalised, then a random gain in ``gain_db``."""
+        index = torch.multinomial(self.lengths.clamp(min=length), n, replacement=True, generator=generator)
+        out = torch.empty(n, length)
+        for row, i in enumerate(index.tolist()):
+            clip = self.clips[i]
+            if len(clip) < length:
+                clip = np.tile(clip, -(-length // len(clip)) + 1)
+            start = int(torch.randint(0, len(clip) - length + 1, (1,), generator=generator))
+            out[row] = torch.from_numpy(clip[start : start + length])
+        peak = out.abs().amax(dim=1, keepdim=True).clamp(min=1e-4)
+        lo, hi = gain_db
+        gain = 10 ** ((lo + (hi - lo) * torch.rand(n, 1, generator=generator)) / 20)
+        return out / peak * gain
+
+
+def _folders(root: Path, sources: Sequence[str] | None) -> list[Path]:
+    if not root.is_dir():
+        raise TrainingError(f"Corpus folder not found: {root}.")
+    found = sorted(p for p in root.iterdir() if p.is_dir() and (not sources or p.name.startswith(tuple(sources))))
+    if not found:
+        raise TrainingError(f"No folders of the sources {', '.join(sources or ['any'])} under {root}.")
+    return found
+
+
+def snr_scale(speech: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+    """Gain ``[n, 1]`` for ``noise`` ``[n, T]`` so that ``speech`` ``[n, T]`` is at ``snr_db`` ``[n]``."""
+    p_s = speech.square().mean(dim=-1, keepdim=True)
+    p_n = noise.square().mean(dim=-1, keepdim=True).clamp(min=1e-10)
+    return (p_s / p_n / 10 ** (snr_db.view(-1, 1) / 10)).sqrt()
+
+
+class MixtureBank:
+    """Speakers and noises of one corpus split, for seeded noisy and two-speaker mixtures.
+
+    Args:
+        corpus: the corpus root (with ``clean/`` and ``noise/``).
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        sources: speaker-folder prefixes to use (``None``: all).
+        noise_split: split of the noise (the development corpus has no ``noise/valid``).
+        noise_sources: noise-folder prefixes (``None``: all).
+    """
+
+    def __init__(
+        self,
+        corpus: str | os.PathLike,
+        split: str,
+        sources: Sequence[str] | None = None,
+        noise_split: str | None = None,
+        noise_sources: Sequence[str] | None = None,
+    ) -> None:
+        root = Path(corpus)
+        self.speakers = {p.name: ClipBank([p]) for p in _folders(root / "clean" / split, sources)}
+        self.names = list(self.speakers)
+        noise_root = root / "noise" / (noise_split or split)
+        self.noise = ClipBank(_folders(noise_root, noise_sources)) if noise_root.is_dir() else None
+
+    def speech(self, n: int, length: int, generator: torch.Generator, gain_db=(-25.0, -5.0)) -> torch.Tensor:
+        """``[n, length]`` crops, each of a speaker drawn uniformly."""
+        who = torch.randint(len(self.names), (n,), generator=generator).tolist()
+        return torch.cat([self.speakers[self.names[i]].crops(1, length, generator, gain_db) for i in who])
+
+    def noisy(
+        self, n: int, length: int, generator: torch.Generator, snr_db: tuple[float, float] = (-5.0, 15.0)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mixture [n, length], clean [n, length])`` with the SNR uniform in ``snr_db``."""
+        if self.noise is None:
+            raise TrainingError("This corpus split has no noise folder; pass noise_split=.")
+        clean = self.speech(n, length, generator)
+        noise = self.noise.crops(n, length, generator, (0.0, 0.0))
+        snr = snr_db[0] + (snr_db[1] - snr_db[0]) * torch.rand(n, generator=generator)
+        return clean + snr_scale(clean, noise, snr) * noise, clean
+
+    def two_speakers(
+        self, n: int, length: int, generator: torch.Generator, sir_db: tuple[float, float] = (-5.0, 5.0)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mixture [n, length], sources [n, 2, length])`` of two different speakers at a relative
+        level uniform in ``sir_db``."""
+        if len(self.names) < 2:
+            raise TrainingError("Two-speaker mixtures need at least two speakers.")
+        sources = torch.empty(n, 2, length)
+        for row in range(n):
+            a, b = torch.randperm(len(self.names), generator=generator)[:2].tolist()
+            first = self.speakers[self.names[a]].crops(1, length, generator, (-25.0, -5.0))
+            second = self.speakers[self.names[b]].crops(1, length, generator, (0.0, 0.0))
+            sir = sir_db[0] + (sir_db[1] - sir_db[0]) * torch.rand(1, generator=generator)
+            sources[row, 0], sources[row, 1] = first[0], (snr_scale(first, second, sir) * second)[0]
+        return sources.sum(dim=1), sources
