@@ -3,12 +3,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The built-in predictor adapters, each its own distribution (installed editable next to the core).
+ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid
 
 .PHONY: demo test lint bench
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt $(wildcard adapters/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev]' $(ADAPTERS)
 	touch $@
 
 demo: $(VENV)/.installed
@@ -18,7 +20,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check sips tests benchmarks && $(BIN)/ruff format --check sips tests benchmarks
+	$(BIN)/ruff check sips tests benchmarks adapters && $(BIN)/ruff format --check sips tests benchmarks adapters
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/speed.py

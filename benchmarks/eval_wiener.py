@@ -13,12 +13,7 @@ import torch
 
 import sips
 from sips.audio import list_audio, load_mono
-
-
-def si_sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
-    ref, est = ref - ref.mean(), est - est.mean()
-    target = (est @ ref) / (ref @ ref) * ref
-    return float(10 * torch.log10(target.pow(2).sum() / (est - target).pow(2).sum()))
+from sips.metrics import si_sdr
 
 
 def main() -> None:
@@ -50,7 +45,7 @@ def main() -> None:
         ref = torch.from_numpy(clean)
         w = wiener(mix[None])[0, 0]
         r = sips.refine(wiener, mix, prior=prior, steps=args.steps)[0]
-        rows.append((si_sdr(ref, mix), si_sdr(ref, w), si_sdr(ref, r)))
+        rows.append(tuple(float(si_sdr(est, ref)) for est in (mix, w, r)))
         print(
             f"{f.name:40s} snr {snr:5.1f}  mix {rows[-1][0]:6.2f}  wiener {rows[-1][1]:6.2f}  +sips {rows[-1][2]:6.2f}",
             flush=True,

@@ -23,6 +23,7 @@ from ._atomic import atomic_path, write_text
 from .errors import PriorLoadError
 from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
+from .weights import load_strict
 
 # Fields of the configuration that describe the method rather than the network.
 _METHOD_FIELDS = ("a", "c", "t_eps", "T", "sample_rate", "label_balance")
@@ -244,22 +245,8 @@ def load_weights(prior: ScoreNet, path: Path, source: str | None = None) -> None
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with a concise error naming what does not fit."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {list(state[k].shape)} vs {list(own[k].shape)})")
-        raise PriorLoadError(f"The weights in {source} do not fit the configuration: {'; '.join(parts)} keys.")
-    module.load_state_dict(state, strict=True)
+    """``load_state_dict(strict=True)`` with a concise :class:`PriorLoadError` naming what does not fit."""
+    load_strict(module, state, source, error=PriorLoadError)
 
 
 def embedded_prior_path() -> Path:

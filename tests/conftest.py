@@ -10,6 +10,19 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _adapter_tests_use_one_thread(request):
+    """Adapter tests run tiny models: one thread is as fast, does not suffer when the CPU is shared,
+    and gives the reductions the golden fixtures were made with (threads=1)."""
+    if "adapters" not in request.node.path.parts:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():
