@@ -1,4 +1,4 @@
-"""The ``sips`` command: ``refine``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
+"""The ``sips`` command: ``refine``, ``eval``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
 
 Errors a user can cause print one sentence to stderr and exit with status 2.
 """
@@ -213,6 +213,34 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score estimates against references (files matched by relative path)")
+    p.add_argument("references", metavar="REF_DIR")
+    p.add_argument("estimates", metavar="EST_DIR")
+    p.add_argument("--csv", default=None, help="write one row per file here")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["si_sdr", "pesq", "estoi", "dnsmos"],
+        help="among si_sdr pesq estoi dnsmos nisqa (default: all but nisqa)",
+    )
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_folders, format_summary
+
+    items, summary, problems = evaluate_folders(
+        args.references, args.estimates, args.metrics, args.csv, progress=sys.stderr.isatty()
+    )
+    print(format_summary(summary, sum(1 for i in items if i.scores)))
+    for problem in problems:
+        print(f"note: {problem}", file=sys.stderr)
+    if args.csv:
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="Hub cache folder (default: HF_HUB_CACHE or HF_HOME/hub)")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
@@ -312,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sips", description="Refine speech with a clean-speech generative prior.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_refine(sub)
+    _add_eval(sub)
     _add_priors(sub)
     _add_download(sub)
     _add_push(sub)

@@ -9,7 +9,7 @@ from sips.errors import AdapterError
 from sips.metrics import pit_si_sdr, si_sdr
 from sips.weights import load_strict, state_dict_mismatch
 
-from conftest import speech_like
+from conftest import noisy, speech_like
 
 
 def test_si_sdr_of_a_known_noise_level():
@@ -66,3 +66,99 @@ def test_strict_loading_names_what_does_not_fit():
     with pytest.raises(AdapterError, match=r"^The weights in x.pt do not fit the toy: .* keys; try config=\.$"):
         load_strict(net, bad, "x.pt", error=AdapterError, what="the toy", hint="try config=")
     load_strict(net, dict(reversed(list(state.items()))), "ok", error=AdapterError)
+
+
+# --- perceptual metrics and folder evaluation ---------------------------------------------------
+
+
+def _speech_and_noisy(snr, seconds=3.0):
+    clean = speech_like(seconds, seed=5)
+    return clean, noisy(clean, snr, seed=6)
+
+
+def test_si_sdr_equals_torchmetrics():
+    from torchmetrics.functional import scale_invariant_signal_distortion_ratio
+
+    clean, degraded = _speech_and_noisy(5.0)
+    expected = scale_invariant_signal_distortion_ratio(degraded, clean, zero_mean=True)
+    assert float(si_sdr(degraded, clean)) == pytest.approx(float(expected), abs=1e-3)
+
+
+def test_pesq_and_estoi_rank_noise_levels():
+    from sips.metrics import estoi, pesq_wb
+
+    clean, mild = _speech_and_noisy(20.0)
+    _, harsh = _speech_and_noisy(-5.0)
+    assert pesq_wb(clean, clean) > 4.4
+    assert pesq_wb(clean, clean) > pesq_wb(mild, clean) > pesq_wb(harsh, clean)
+    assert estoi(clean, clean) == pytest.approx(1.0, abs=1e-6)
+    assert estoi(mild, clean) > estoi(harsh, clean)
+    with pytest.raises(ValueError, match="16000 Hz"):
+        pesq_wb(clean, clean, sample_rate=8000)
+
+
+def test_dnsmos_runs_offline_and_prefers_clean_speech(monkeypatch):
+    from sips.metrics import dnsmos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clean, harsh = _speech_and_noisy(-5.0, seconds=4.0)
+    good, bad = dnsmos(clean), dnsmos(harsh)
+    assert set(good) == {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"}
+    assert all(1.0 <= v <= 5.0 for v in good.values())
+    assert good["dnsmos_bak"] > bad["dnsmos_bak"]
+
+
+def test_mean_and_confidence_interval():
+    from sips.metrics import mean_ci
+
+    mean, half = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and half == pytest.approx(3.182 * 1.2909944 / 2, abs=1e-4)
+    assert mean_ci([2.0])[0] == 2.0 and math.isnan(mean_ci([2.0])[1])
+    assert math.isnan(mean_ci([])[0])
+
+
+@pytest.fixture
+def folders(tmp_path):
+    from conftest import write_wav
+
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    clean, degraded = _speech_and_noisy(10.0, seconds=1.0)
+    write_wav(ref / "a.wav", clean.numpy())
+    write_wav(est / "a.wav", degraded.numpy())
+    # a separated item, estimates swapped and 8 kHz references
+    import soxr
+
+    s1, s2 = speech_like(1.0, seed=11), 0.5 * speech_like(1.0, seed=12)
+    write_wav(ref / "sub" / "b_s1.wav", soxr.resample(s1.numpy(), 16000, 8000), rate=8000)
+    write_wav(ref / "sub" / "b_s2.wav", soxr.resample(s2.numpy(), 16000, 8000), rate=8000)
+    write_wav(est / "sub" / "b_s1.wav", s2.numpy())
+    write_wav(est / "sub" / "b_s2.wav", s1.numpy())
+    write_wav(ref / "only_ref.wav", clean.numpy())
+    return ref, est
+
+
+def test_evaluate_folders_matches_and_permutes(folders, tmp_path):
+    from sips.evaluate import evaluate_folders
+
+    ref, est = folders
+    items, summary, problems = evaluate_folders(ref, est, ["si_sdr", "estoi", "nisqa"], tmp_path / "s.csv")
+    scores = {i.name: i.scores for i in items}
+    assert set(scores) == {"a", "sub/b"}
+    assert scores["a"]["si_sdr"] == pytest.approx(10.0, abs=0.5)
+    assert scores["sub/b"]["si_sdr"] > 20  # swapped back by the permutation; resampling limits it
+    assert "only_ref: no estimate" in problems and any(p.startswith("nisqa: ") for p in problems)
+    assert list(summary) == ["si_sdr", "estoi", "nisqa"] and math.isnan(summary["nisqa"][0])
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[0] == "item,si_sdr,estoi,nisqa,notes" and len(rows) == 3
+
+
+def test_cli_eval_prints_and_fails_cleanly(folders, tmp_path, capsys):
+    from sips.cli import main
+
+    ref, est = folders
+    assert main(["eval", str(ref), str(est), "--metrics", "si_sdr", "pesq", "--csv", str(tmp_path / "o.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("metric") and "pesq" in out and (tmp_path / "o.csv").is_file()
+    assert main(["eval", str(ref), str(est), "--metrics", "mosnet"]) == 2
+    assert "Unknown metric" in capsys.readouterr().err
+    assert main(["eval", str(ref), str(tmp_path / "missing")]) == 2

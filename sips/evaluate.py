@@ -1,0 +1,167 @@
+"""Scoring a folder of estimates against a folder of references (``sips eval``).
+
+Files are matched by relative path. Separated sources follow the CLI's naming: the references
+``x_s1.wav, x_s2.wav`` (or ``x.wav`` for one source) go with the estimates ``x_s1.wav, ...``,
+matched by the permutation of best SI-SDR. Every file is read as mono at 16 kHz (resampled with
+soxr when needed); estimate and reference are cut to the shorter length, and a length difference
+above 10 ms is reported. A metric that cannot run leaves its column empty with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import audio as audio_io
+from . import metrics as M
+from ._atomic import atomic_path
+from .errors import AudioError, MissingDependencyError, SipsError
+
+DEFAULT_METRICS = ("si_sdr", "pesq", "estoi", "dnsmos")
+_SOURCE = re.compile(r"^(?P<stem>.+)_s(?P<k>\d+)$")
+
+
+@dataclass
+class Item:
+    """One utterance: its name, reference files and estimate files (same number, any order)."""
+
+    name: str
+    references: list[Path]
+    estimates: list[Path]
+    scores: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _group(root: Path) -> dict[str, list[Path]]:
+    groups: dict[str, list[Path]] = {}
+    for path in audio_io.list_audio(root):
+        rel = path.relative_to(root)
+        match = _SOURCE.match(rel.stem)
+        key = str(rel.parent / (match["stem"] if match else rel.stem))
+        groups.setdefault(key, []).append(path)
+    return {k: sorted(v) for k, v in groups.items()}
+
+
+def match_folders(ref_dir: str | os.PathLike, est_dir: str | os.PathLike) -> tuple[list[Item], list[str]]:
+    """Pair references and estimates; returns the items and a list of problems found."""
+    ref_dir, est_dir = Path(ref_dir), Path(est_dir)
+    for d in (ref_dir, est_dir):
+        if not d.is_dir():
+            raise SipsError(f"Folder not found: {d}.")
+    refs, ests = _group(ref_dir), _group(est_dir)
+    if not refs:
+        raise AudioError(f"No audio files found in {ref_dir}.")
+    problems = [f"{k}: no estimate" for k in sorted(set(refs) - set(ests))]
+    problems += [f"{k}: no reference" for k in sorted(set(ests) - set(refs))]
+    items = []
+    for key in sorted(set(refs) & set(ests)):
+        if len(refs[key]) != len(ests[key]):
+            problems.append(f"{key}: {len(refs[key])} reference source(s) but {len(ests[key])} estimate(s)")
+            continue
+        items.append(Item(key, refs[key], ests[key]))
+    if not items:
+        raise SipsError(f"No estimate in {est_dir} matches a reference in {ref_dir} by relative path.")
+    return items, problems
+
+
+def _load(paths: Sequence[Path]) -> torch.Tensor:
+    """Sources ``[K, T]``: each file mono at 16 kHz, cut to the shortest."""
+    clips = [torch.from_numpy(audio_io.load_mono(p, M.RATE)) for p in paths]
+    n = min(len(c) for c in clips)
+    return torch.stack([c[:n] for c in clips])
+
+
+def score_item(item: Item, names: Sequence[str]) -> None:
+    """Fill ``item.scores`` (means over sources) for the metric groups in ``names``."""
+    ref, est = _load(item.references), _load(item.estimates)
+    n = min(ref.shape[-1], est.shape[-1])
+    if abs(ref.shape[-1] - est.shape[-1]) > M.RATE // 100:
+        item.notes.append(f"lengths differ by {abs(ref.shape[-1] - est.shape[-1])} samples; scored the first {n}")
+    ref, est = ref[..., :n], est[..., :n]
+    _, perm = M.pit_si_sdr(est, ref)
+    est = est[perm]
+    per_source: dict[str, list[float]] = {}
+    for k in range(ref.shape[0]):
+        for key, value in _metrics(est[k], ref[k], names).items():
+            per_source.setdefault(key, []).append(value)
+    item.scores = {k: sum(v) / len(v) for k, v in per_source.items()}
+
+
+def _metrics(est: torch.Tensor, ref: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if "si_sdr" in names:
+        out["si_sdr"] = float(M.si_sdr(est, ref))
+    if "pesq" in names:
+        out["pesq"] = M.pesq_wb(est, ref)
+    if "estoi" in names:
+        out["estoi"] = M.estoi(est, ref)
+    if "dnsmos" in names:
+        out.update(M.dnsmos(est))
+    return out
+
+
+def evaluate_folders(
+    ref_dir: str | os.PathLike,
+    est_dir: str | os.PathLike,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    csv_path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> tuple[list[Item], dict[str, tuple[float, float]], list[str]]:
+    """Score every matched pair.
+
+    Args:
+        ref_dir, est_dir: folders (searched recursively).
+        metrics: groups among ``si_sdr, pesq, estoi, dnsmos, nisqa``.
+        csv_path: where to write one row per item (written atomically).
+
+    Returns:
+        ``(items, summary {column: (mean, ci95)}, problems)``.
+    """
+    unknown = sorted(set(metrics) - {"si_sdr", "pesq", "estoi", "dnsmos", "nisqa"})
+    if unknown:
+        raise SipsError(f"Unknown metric(s) {', '.join(unknown)}; choose from si_sdr, pesq, estoi, dnsmos, nisqa.")
+    items, problems = match_folders(ref_dir, est_dir)
+    active = [m for m in metrics if m != "nisqa"]
+    if "nisqa" in metrics:
+        problems.append(f"nisqa: {M.nisqa_unavailable_reason()}")
+    from tqdm.auto import tqdm
+
+    for item in tqdm(items, desc="eval", disable=not progress):
+        try:
+            score_item(item, active)
+        except MissingDependencyError:
+            raise
+        except (AudioError, ValueError, RuntimeError) as err:
+            item.notes.append(f"not scored ({err})")
+    columns = [c for c in M.METRICS if any(c in i.scores for i in items)]
+    if "nisqa" in metrics:
+        columns.append("nisqa")
+    summary = {c: M.mean_ci([i.scores.get(c) for i in items if i.scores.get(c) is not None]) for c in columns}
+    problems += [f"{i.name}: {note}" for i in items for note in i.notes]
+    if csv_path is not None:
+        with atomic_path(Path(csv_path)) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["item", *columns, "notes"])
+            for i in items:
+                cells = [_cell(i.scores.get(c)) for c in columns]
+                writer.writerow([i.name, *cells, "; ".join(i.notes)])
+    return items, summary, problems
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def format_summary(summary: dict[str, tuple[float, float]], count: int) -> str:
+    """A plain-text table: metric, mean, 95 % CI half-width."""
+    lines = [f"{'metric':<12} {'mean':>9} {'± 95% CI':>9}   (n = {count})"]
+    for name, (mean, half) in summary.items():
+        lines.append(f"{name:<12} {_cell(mean) or '—':>9} {_cell(half) or '—':>9}")
+    return "\n".join(lines)
