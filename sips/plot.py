@@ -1,0 +1,104 @@
+"""Pictures (optional extra ``sips-prior[plot]``: matplotlib): spectrograms side by side and the
+quality-vs-network-calls curve."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import MissingDependencyError
+
+
+def _pyplot():
+    """matplotlib.pyplot (it falls back to the Agg backend by itself where there is no display)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError("Plots need matplotlib; install it with pip install 'sips-prior[plot]'.") from None
+    return plt
+
+
+def _save(fig, path: str | os.PathLike | None):
+    if path is not None:
+        from ._atomic import atomic_path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(Path(path)) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+    return fig
+
+
+def spectrograms(
+    signals: Mapping[str, torch.Tensor | np.ndarray],
+    sample_rate: int = 16000,
+    *,
+    path: str | os.PathLike | None = None,
+    n_fft: int = 512,
+    hop: int = 128,
+    floor_db: float = -80.0,
+    title: str | None = None,
+):
+    """Log-magnitude spectrograms of ``{name: [T] signal}`` in one row, sharing the colour scale.
+
+    Typical use: ``{"mixture": y, "predictor": x_hat, "refined": out, "clean": s}``. Returns the
+    matplotlib figure; with ``path`` it is also written (PNG, SVG, PDF by suffix).
+    """
+    plt = _pyplot()
+    if not signals:
+        raise ValueError("spectrograms needs at least one signal")
+    window = torch.hann_window(n_fft)
+    specs = {}
+    for name, x in signals.items():
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1)
+        mag = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
+        specs[name] = 20 * torch.log10(mag.clamp(min=1e-10)).numpy()
+    top = max(float(s.max()) for s in specs.values())
+    fig, axes = plt.subplots(1, len(specs), figsize=(3.2 * len(specs), 3.0), sharey=True, squeeze=False)
+    for ax, (name, spec) in zip(axes[0], specs.items(), strict=True):
+        seconds = spec.shape[1] * hop / sample_rate
+        image = ax.imshow(
+            spec,
+            origin="lower",
+            aspect="auto",
+            vmin=top + floor_db,
+            vmax=top,
+            cmap="magma",
+            extent=(0, seconds, 0, sample_rate / 2000),
+        )
+        ax.set_title(name)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("frequency (kHz)")
+    fig.colorbar(image, ax=axes[0].tolist(), label="dB", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def nfe_curve(
+    results: Mapping[str, Sequence[tuple[float, float]]],
+    *,
+    ylabel: str = "SI-SDR (dB)",
+    reference: float | None = None,
+    reference_label: str = "15-step Euler",
+    path: str | os.PathLike | None = None,
+):
+    """Quality against the number of network calls: ``{method: [(calls, value), ...]}``.
+
+    ``reference`` draws a horizontal line (e.g. the 15-step Euler result).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for name, points in results.items():
+        calls, values = zip(*sorted(points), strict=True)
+        ax.plot(calls, values, marker="o", label=name)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", label=reference_label)
+    ax.set_xlabel("network calls")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

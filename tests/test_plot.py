@@ -1,0 +1,24 @@
+"""Plots: spectrogram panels and the NFE curve are drawn and written atomically."""
+
+import pytest
+
+from sips.plot import nfe_curve, spectrograms
+
+from conftest import noisy, speech_like
+
+
+def test_spectrograms_side_by_side(tmp_path):
+    clean = speech_like(0.5)
+    fig = spectrograms({"mixture": noisy(clean, 0.0), "clean": clean}, path=tmp_path / "figs" / "s.png")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["mixture", "clean"]
+    assert (tmp_path / "figs" / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list((tmp_path / "figs").glob("*.tmp*"))
+    with pytest.raises(ValueError, match="at least one"):
+        spectrograms({})
+
+
+def test_nfe_curve(tmp_path):
+    fig = nfe_curve({"euler": [(14, 9.0), (4, 8.0)], "heun": [(8, 9.1)]}, reference=9.0, path=tmp_path / "n.svg")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "network calls" and len(ax.lines) == 3
+    assert (tmp_path / "n.svg").read_text().lstrip().startswith("<?xml")
