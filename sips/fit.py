@@ -102,8 +102,8 @@ def fit(
             state["step"] = step + 1
             state["seconds"] = began + time.monotonic() - start
             bar.update(1)
-            bar.set_postfix(loss=f"{float(value):.3f}")
-            record = {"step": state["step"], "loss": float(value), "lr": lr * scale}
+            bar.set_postfix(loss=f"{float(value.detach()):.3f}")
+            record = {"step": state["step"], "loss": float(value.detach()), "lr": lr * scale}
             if valid and (state["step"] % valid_every == 0 or state["step"] == steps):
                 record["valid"] = v = validate()
                 state["valid_history"].append((state["step"], v))
