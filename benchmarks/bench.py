@@ -78,7 +78,8 @@ def run_task(name, predictor, data, args) -> dict:
         columns[name].append(score(est, ref, args.metrics))
         columns[f"{name} + sips"].append(score(refined, ref, args.metrics))
         if first is None:
-            first = {"mixture": mix, name: est[0], f"{name} + sips": refined[0], "reference": ref[0]}
+            k = int(M.pit_si_sdr(est, ref)[1][0])  # the estimate that goes with the first reference
+            first = {"mixture": mix, name: est[k], f"{name} + sips": refined[k], "reference": ref[0]}
     return {"columns": columns, "example": first}
 
 

@@ -74,7 +74,7 @@ def spectrograms(
     axes[0][0].set_ylabel("frequency (kHz)")
     fig.colorbar(image, ax=axes[0].tolist(), label="dB", shrink=0.9)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.05)
     return _save(fig, path)
 
 
