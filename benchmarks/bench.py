@@ -23,6 +23,7 @@ import torch
 import sips
 from sips import metrics as M
 from sips.corpus import MixtureBank
+from sips.evaluate import score_sources
 
 SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0)
 ENHANCE_SOURCES = ["asterisk", "festvox_ru"]
@@ -48,25 +49,6 @@ def separation_set(corpus: str, items: int, length: int) -> list[tuple[torch.Ten
     return [(m[0], s[0]) for m, s in (bank.two_speakers(1, length, g) for _ in range(items))]
 
 
-def score(est: torch.Tensor, ref: torch.Tensor, names) -> dict[str, float]:
-    """Metrics of ``est [K, T]`` against ``ref [K, T]`` (best permutation), averaged over sources."""
-    _, perm = M.pit_si_sdr(est, ref)
-    est = est[perm]
-    rows = []
-    for e, r in zip(est, ref, strict=True):
-        row = {}
-        if "si_sdr" in names:
-            row["si_sdr"] = float(M.si_sdr(e, r))
-        if "pesq" in names:
-            row["pesq"] = M.pesq_wb(e, r)
-        if "estoi" in names:
-            row["estoi"] = M.estoi(e, r)
-        if "dnsmos" in names:
-            row.update(M.dnsmos(e))
-        rows.append(row)
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-
-
 def run_task(name, predictor, data, args) -> dict:
     """Scores per item for mixture / predictor / predictor + sips."""
     columns = {"mixture": [], name: [], f"{name} + sips": []}
@@ -74,9 +56,9 @@ def run_task(name, predictor, data, args) -> dict:
     for mix, ref in data:
         est = predictor(mix[None])[0]
         refined = sips.refine_estimates(est, mix, steps=args.steps, kappa=args.kappa, seed=0)
-        columns["mixture"].append(score(mix.expand_as(ref), ref, args.metrics))
-        columns[name].append(score(est, ref, args.metrics))
-        columns[f"{name} + sips"].append(score(refined, ref, args.metrics))
+        columns["mixture"].append(score_sources(mix.expand_as(ref), ref, args.metrics))
+        columns[name].append(score_sources(est, ref, args.metrics))
+        columns[f"{name} + sips"].append(score_sources(refined, ref, args.metrics))
         if first is None:
             k = int(M.pit_si_sdr(est, ref)[1][0])  # the estimate that goes with the first reference
             first = {"mixture": mix, name: est[k], f"{name} + sips": refined[k], "reference": ref[0]}

@@ -84,14 +84,19 @@ def score_item(item: Item, names: Sequence[str]) -> None:
     n = min(ref.shape[-1], est.shape[-1])
     if abs(ref.shape[-1] - est.shape[-1]) > M.RATE // 100:
         item.notes.append(f"lengths differ by {abs(ref.shape[-1] - est.shape[-1])} samples; scored the first {n}")
-    ref, est = ref[..., :n], est[..., :n]
+    item.scores = score_sources(est[..., :n], ref[..., :n], names)
+
+
+def score_sources(est: torch.Tensor, ref: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
+    """Metrics of ``est [K, T]`` against ``ref [K, T]`` under the best-SI-SDR permutation, averaged
+    over the sources."""
     _, perm = M.pit_si_sdr(est, ref)
     est = est[perm]
     per_source: dict[str, list[float]] = {}
     for k in range(ref.shape[0]):
         for key, value in _metrics(est[k], ref[k], names).items():
             per_source.setdefault(key, []).append(value)
-    item.scores = {k: sum(v) / len(v) for k, v in per_source.items()}
+    return {k: sum(v) / len(v) for k, v in per_source.items()}
 
 
 def _metrics(est: torch.Tensor, ref: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
