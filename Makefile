@@ -11,6 +11,8 @@ ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid
 $(VENV)/.installed: pyproject.toml constraints.txt $(wildcard adapters/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -c constraints.txt -e '.[dev]' $(ADAPTERS)
+	# NISQA's code (its weights stay local, see README); its own pins would replace torch, hence --no-deps
+	$(BIN)/pip install -c constraints.txt --no-deps nisqa
 	touch $@
 
 demo: $(VENV)/.installed

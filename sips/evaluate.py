@@ -109,6 +109,8 @@ def _metrics(est: torch.Tensor, ref: torch.Tensor, names: Sequence[str]) -> dict
         out["estoi"] = M.estoi(est, ref)
     if "dnsmos" in names:
         out.update(M.dnsmos(est))
+    if "nisqa" in names:
+        out.update(M.nisqa(est))
     return out
 
 
@@ -133,9 +135,10 @@ def evaluate_folders(
     if unknown:
         raise SipsError(f"Unknown metric(s) {', '.join(unknown)}; choose from si_sdr, pesq, estoi, dnsmos, nisqa.")
     items, problems = match_folders(ref_dir, est_dir)
-    active = [m for m in metrics if m != "nisqa"]
-    if "nisqa" in metrics:
-        problems.append(f"nisqa: {M.nisqa_unavailable_reason()}")
+    nisqa_missing = M.nisqa_unavailable_reason() if "nisqa" in metrics else None
+    active = [m for m in metrics if not (m == "nisqa" and nisqa_missing)]
+    if nisqa_missing:
+        problems.append(f"nisqa: {nisqa_missing}")
     from tqdm.auto import tqdm
 
     for item in tqdm(items, desc="eval", disable=not progress):
@@ -146,7 +149,7 @@ def evaluate_folders(
         except (AudioError, ValueError, RuntimeError) as err:
             item.notes.append(f"not scored ({err})")
     columns = [c for c in M.METRICS if any(c in i.scores for i in items)]
-    if "nisqa" in metrics:
+    if nisqa_missing:
         columns.append("nisqa")
     summary = {c: M.mean_ci([i.scores.get(c) for i in items if i.scores.get(c) is not None]) for c in columns}
     problems += [f"{i.name}: {note}" for i in items for note in i.notes]

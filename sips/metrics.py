@@ -50,7 +50,20 @@ def pit_si_sdr(estimates: torch.Tensor, references: torch.Tensor) -> tuple[torch
 # --- perceptual metrics (optional extra ``sips-prior[eval]``) -------------------------------------
 
 EVAL_EXTRA = "pip install 'sips-prior[eval]'"
-METRICS = ("si_sdr", "pesq", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "nisqa")
+METRICS = (
+    "si_sdr",
+    "pesq",
+    "estoi",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "dnsmos_p808",
+    "nisqa",
+    "nisqa_noi",
+    "nisqa_dis",
+    "nisqa_col",
+    "nisqa_loud",
+)
 RATE = 16000
 
 
@@ -101,19 +114,107 @@ def dnsmos(estimate, sample_rate: int = RATE) -> dict[str, float]:
     return {f"dnsmos_{k}": float(out[f"{k}_mos"]) for k in ("sig", "bak", "ovrl", "p808")}
 
 
-def nisqa_unavailable_reason() -> str | None:
-    """Why NISQA cannot run here (``None`` when a local model is configured).
+NISQA_ENV = "SIPS_NISQA_WEIGHTS"
+NISQA_INSTALL = "pip install --no-deps nisqa==2.0.post2"
+NISQA_COLUMNS = METRICS[7:]
 
-    NISQA's weights are not on PyPI; point ``SIPS_NISQA_WEIGHTS`` at a local ``nisqa.tar`` to use it.
+
+def nisqa_unavailable_reason() -> str | None:
+    """Why NISQA cannot run here, or ``None`` when it can.
+
+    NISQA's weights are not on PyPI (and may not be downloaded at run time): point
+    ``SIPS_NISQA_WEIGHTS`` at a local ``nisqa.tar`` (or ``nisqa_mos_only.tar``) and install the
+    ``nisqa`` package without its pinned dependencies (``pip install --no-deps nisqa==2.0.post2``).
     """
+    import importlib.util
     import os
 
-    path = os.environ.get("SIPS_NISQA_WEIGHTS")
+    path = os.environ.get(NISQA_ENV)
     if not path:
-        return "NISQA weights are not available locally (set SIPS_NISQA_WEIGHTS to nisqa.tar)"
+        return f"NISQA weights are not available locally (set {NISQA_ENV} to nisqa.tar)"
     if not os.path.isfile(path):
-        return f"SIPS_NISQA_WEIGHTS points to a missing file {path}"
-    return "NISQA is not implemented in this version; its column stays empty"
+        return f"{NISQA_ENV} points to a missing file {path}"
+    if importlib.util.find_spec("nisqa") is None:
+        return f"the nisqa package is not installed ({NISQA_INSTALL})"
+    return None
+
+
+_NISQA_MODELS: dict[tuple[str, float], tuple[torch.nn.Module, dict]] = {}
+
+
+def _nisqa_model(path: str) -> tuple[torch.nn.Module, dict]:
+    """The NISQA network described by the checkpoint at ``path`` and its feature arguments (cached).
+
+    The checkpoint is read with ``torch.load(weights_only=True)``: plain tensors and containers
+    only, no code is unpickled."""
+    import inspect
+    import os
+
+    key = (os.path.abspath(path), os.path.getmtime(path))
+    if key in _NISQA_MODELS:
+        return _NISQA_MODELS[key]
+    from .errors import SipsError
+    from .weights import load_strict
+
+    lib = _require("nisqa.NISQA_lib", f"the nisqa package ({NISQA_INSTALL})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        args, state = checkpoint["args"], checkpoint["model_state_dict"]
+    except Exception as err:  # torch raises many types for a bad or unsafe file
+        raise SipsError(f"{path} is not a NISQA checkpoint with plain 'args' and 'model_state_dict' ({err}).") from None
+    kinds = {"NISQA_DIM": lib.NISQA_DIM, "NISQA": lib.NISQA}
+    if args.get("model") not in kinds:
+        raise SipsError(f"{path} holds a {args.get('model')!r} model; sips runs the single-ended NISQA and NISQA_DIM.")
+    cls = kinds[args["model"]]
+    accepted = inspect.signature(cls).parameters
+    model = cls(**{k: v for k, v in args.items() if k in accepted})
+    load_strict(model, state, path, error=SipsError, what="its args")
+    _NISQA_MODELS[key] = (model.eval(), args)
+    return _NISQA_MODELS[key]
+
+
+def nisqa(estimate, sample_rate: int = RATE) -> dict[str, float]:
+    """NISQA (Mittag et al. 2021) reference-free quality, ``[T] -> dict``.
+
+    Runs the model of the local checkpoint named by ``SIPS_NISQA_WEIGHTS`` through the feature
+    functions of the ``nisqa`` package, as its own file prediction does. Returns ``nisqa`` (MOS) and,
+    for NISQA_DIM checkpoints, the dimensions ``nisqa_noi``, ``nisqa_dis``, ``nisqa_col`` and
+    ``nisqa_loud``. Audio whose peak exceeds 1 is scaled to peak 1 (the features read a WAV file).
+    """
+    import os
+    import tempfile
+
+    from .errors import MissingDependencyError
+
+    reason = nisqa_unavailable_reason()
+    if reason is not None:
+        raise MissingDependencyError(f"NISQA cannot run: {reason}.")
+    sf = _require("soundfile", "soundfile")
+    lib = _require("nisqa.NISQA_lib", f"the nisqa package ({NISQA_INSTALL})")
+    model, args = _nisqa_model(os.environ[NISQA_ENV])
+    audio = _numpy(estimate)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    audio = audio / peak if peak > 1.0 else audio
+    with tempfile.TemporaryDirectory(prefix="sips-nisqa-") as folder:
+        wav = os.path.join(folder, "x.wav")
+        sf.write(wav, audio.astype(np.float32), sample_rate, subtype="FLOAT")
+        spec = lib.get_librosa_melspec(
+            wav,
+            sr=args["ms_sr"],
+            n_fft=args["ms_n_fft"],
+            hop_length=args["ms_hop_length"],
+            win_length=args["ms_win_length"],
+            n_mels=args["ms_n_mels"],
+            fmax=args["ms_fmax"],
+        )
+    segments, n_wins = lib.segment_specs(
+        wav, spec, args["ms_seg_length"], args["ms_seg_hop_length"], args.get("ms_max_segments")
+    )
+    if int(n_wins) < 1:
+        raise ValueError(f"NISQA needs at least {args['ms_seg_length']} spectrogram frames; the audio is too short")
+    with torch.inference_mode():
+        out = model(segments.unsqueeze(0).float(), torch.as_tensor(n_wins).reshape(1)).reshape(-1)
+    return {name: float(v) for name, v in zip(NISQA_COLUMNS, out, strict=False)}
 
 
 def mean_ci(values) -> tuple[float, float]:

@@ -137,8 +137,10 @@ def folders(tmp_path):
     return ref, est
 
 
-def test_evaluate_folders_matches_and_permutes(folders, tmp_path):
+def test_evaluate_folders_matches_and_permutes(folders, tmp_path, monkeypatch):
     from sips.evaluate import evaluate_folders
+
+    monkeypatch.delenv("SIPS_NISQA_WEIGHTS", raising=False)
 
     ref, est = folders
     items, summary, problems = evaluate_folders(ref, est, ["si_sdr", "estoi", "nisqa"], tmp_path / "s.csv")
@@ -162,3 +164,89 @@ def test_cli_eval_prints_and_fails_cleanly(folders, tmp_path, capsys):
     assert main(["eval", str(ref), str(est), "--metrics", "mosnet"]) == 2
     assert "Unknown metric" in capsys.readouterr().err
     assert main(["eval", str(ref), str(tmp_path / "missing")]) == 2
+
+
+# --- NISQA: only with local weights. No real weights can be fetched here, so the checks use a
+# randomly initialised NISQA_DIM checkpoint and compare with the nisqa package's own file prediction.
+
+NISQA_FEATURES = {
+    "ms_sr": 48000,
+    "ms_fmax": 20000,
+    "ms_n_fft": 4096,
+    "ms_hop_length": 0.01,
+    "ms_win_length": 0.02,
+    "ms_n_mels": 48,
+    "ms_seg_length": 15,
+    "ms_seg_hop_length": 4,
+    "ms_max_segments": 1300,
+    "ms_channel": None,
+}
+
+
+@pytest.fixture
+def nisqa_checkpoint(tmp_path, monkeypatch):
+    lib = pytest.importorskip("nisqa.NISQA_lib")
+    import inspect
+
+    torch.manual_seed(0)
+    defaults = {k: p.default for k, p in inspect.signature(lib.NISQA_DIM).parameters.items()}
+    model = lib.NISQA_DIM(**defaults)
+    # pooling heads start near zero: move them so that different inputs give different scores
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    path = tmp_path / "nisqa.tar"
+    torch.save(
+        {"args": {"model": "NISQA_DIM", **defaults, **NISQA_FEATURES}, "model_state_dict": model.state_dict()}, path
+    )
+    monkeypatch.setenv("SIPS_NISQA_WEIGHTS", str(path))
+    return path
+
+
+def test_nisqa_reports_why_it_cannot_run(tmp_path, monkeypatch):
+    from sips.errors import MissingDependencyError
+    from sips.metrics import nisqa, nisqa_unavailable_reason
+
+    monkeypatch.delenv("SIPS_NISQA_WEIGHTS", raising=False)
+    assert "SIPS_NISQA_WEIGHTS" in nisqa_unavailable_reason()
+    monkeypatch.setenv("SIPS_NISQA_WEIGHTS", str(tmp_path / "none.tar"))
+    assert "missing file" in nisqa_unavailable_reason()
+    with pytest.raises(MissingDependencyError, match="NISQA cannot run"):
+        nisqa(speech_like(0.5))
+
+
+def test_nisqa_matches_the_packages_own_prediction(nisqa_checkpoint, tmp_path):
+    from nisqa.NISQA_model import nisqaModel
+
+    from sips.metrics import nisqa, nisqa_unavailable_reason
+
+    from conftest import write_wav
+
+    assert nisqa_unavailable_reason() is None
+    clean, degraded = _speech_and_noisy(0.0, seconds=2.0)
+    degraded = 0.9 * degraded / degraded.abs().max()
+    ours = nisqa(degraded)
+    assert set(ours) == {"nisqa", "nisqa_noi", "nisqa_dis", "nisqa_col", "nisqa_loud"}
+    write_wav(tmp_path / "deg.wav", degraded.numpy(), subtype="FLOAT")
+    args = {"mode": "predict_file", "pretrained_model": str(nisqa_checkpoint), "deg": str(tmp_path / "deg.wav")}
+    args.update(output_dir=None, tr_bs_val=1, tr_num_workers=0, tr_parallel=False, tr_device="cpu", ms_channel=None)
+    theirs = nisqaModel(args).predict().iloc[0]
+    for col, name in (("mos_pred", "nisqa"), ("noi_pred", "nisqa_noi"), ("loud_pred", "nisqa_loud")):
+        assert ours[name] == pytest.approx(float(theirs[col]), abs=1e-4)
+    assert ours["nisqa"] != pytest.approx(nisqa(clean)["nisqa"], abs=1e-6)
+
+
+def test_nisqa_column_in_eval_and_unsafe_checkpoint_refused(nisqa_checkpoint, folders, tmp_path, monkeypatch):
+    from sips.errors import SipsError
+    from sips.evaluate import evaluate_folders
+    from sips.metrics import nisqa
+
+    ref, est = folders
+    items, summary, problems = evaluate_folders(ref, est, ["si_sdr", "nisqa"])
+    assert "nisqa" in summary and "nisqa_loud" in summary and math.isfinite(summary["nisqa"][0])
+    assert not any(p.startswith("nisqa: ") for p in problems)
+    unsafe = tmp_path / "unsafe.tar"
+    torch.save({"args": {"model": "NISQA_DIM"}, "model_state_dict": {}, "extra": math.nan.__class__}, unsafe)
+    monkeypatch.setenv("SIPS_NISQA_WEIGHTS", str(unsafe))
+    with pytest.raises(SipsError, match="not a NISQA checkpoint"):
+        nisqa(speech_like(0.5))
