@@ -16,6 +16,10 @@ class AudioError(SipsError):
     """An audio input cannot be used (unreadable, empty, NaN, wrong shape, ...)."""
 
 
+class OptionError(SipsError, ValueError):
+    """An argument is out of its range (window lengths, batch sizes, dtypes, ...)."""
+
+
 class SampleRateError(SipsError):
     """A sample rate does not match what a model expects."""
 

@@ -5,22 +5,35 @@ time, and that axis is never squeezed — ``[T] -> [n_src, T]``, ``[B, T] -> [B,
 enhancer gives ``[1, T]`` / ``[B, 1, T]``). Torch tensors come back as torch tensors on the
 mixture's device and dtype; numpy arrays come back as float32 numpy arrays.
 
-Pipeline: peak-normalise the mixture (the same factor scales the estimates; silence is guarded),
-match the estimates' length to the mixture (at most ``n_fft`` samples apart), encode, start at the
-encoded mixture ``y`` and drift toward each estimate ``E(x_hat_k)`` with the prior's correction
-(every source of every item is one trajectory, all batched), decode, crop, undo the scaling.
+Pipeline: peak-normalise the mixture (one factor per item, over its whole length; the same factor
+scales the estimates; silence is guarded), cut inputs longer than ``chunk_seconds`` into
+overlapping windows (:mod:`sips.chunks`), run the predictor on each window and keep separated
+sources in a consistent order from window to window, encode, start at the encoded mixture ``y``
+and drift toward each estimate ``E(x_hat_k)`` with the prior's correction (every source of every
+item of every window in a batch is one trajectory), decode, cross-fade the windows, undo the
+scaling. Memory therefore depends on the window and ``chunk_batch``, not on the input's length.
+
+Determinism: with a ``seed`` the injected noise (``kappa > 0``) is drawn per window from a
+generator seeded by ``(seed, window index)``, so results do not depend on ``chunk_batch``; on CPU
+the same seed gives bit-identical outputs. On CUDA, kernels may pick different algorithms from run
+to run and for different batch sizes, so results agree only to float precision there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from . import spectral
-from .errors import AdapterError, AudioError, LengthMismatchError, SampleRateError
+from . import chunks, spectral
+from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
+from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
 from .sampler import sample
@@ -28,6 +41,8 @@ from .sampler import sample
 ArrayLike = torch.Tensor | np.ndarray
 LENGTH_TOLERANCE = spectral.N_FFT
 PEAK_FLOOR = 1e-8
+DEFAULT_CHUNK_SECONDS = 10.0
+DEFAULT_OVERLAP_SECONDS = 1.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +67,10 @@ def refine(
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    chunk_batch: int = 1,
+    dtype: torch.dtype | None = None,
 ) -> ArrayLike:
     """Run ``predictor`` on ``mixture`` and refine its estimate(s) with the prior.
 
@@ -67,7 +86,15 @@ def refine(
         method: ``"euler"`` (Euler–Maruyama) or ``"heun"`` (ODE only).
         seed: seeds the injected noise when ``kappa > 0`` (``None``: torch's global RNG).
         device: where the prior runs (default: the mixture's device).
-        progress: show a progress bar.
+        progress: show a progress bar (over windows for long inputs, else over steps).
+        chunk_seconds: inputs longer than this are processed in overlapping windows of this
+            length, by the predictor and by the sampler (``None``: never chunk).
+        overlap_seconds: overlap of neighbouring windows, cross-faded (and used to keep the
+            order of separated sources).
+        chunk_batch: windows processed together (on CUDA one batched call; on the CPU the
+            networks still run one window at a time, see the module's note on determinism).
+        dtype: ``torch.bfloat16`` (CPU or CUDA) or ``torch.float16`` (CUDA) runs the prior
+            network under autocast; the sampler's state stays float32. ``None``: float32.
 
     Returns:
         ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``.
@@ -76,29 +103,20 @@ def refine(
     wav, restore = _as_batch(mixture)
     prior = prior if prior is not None else default_prior()
     _check_rate(sample_rate, prior)
-    if predictor.sample_rate != prior.config.sample_rate:
-        raise SampleRateError(
-            f"The predictor works at {predictor.sample_rate} Hz but the prior at {prior.config.sample_rate} Hz; "
-            "wrap the predictor with resampling or choose one at the prior's rate."
-        )
-    estimates = predictor(wav)
-    if not isinstance(estimates, torch.Tensor) or estimates.dim() != 3 or estimates.shape[0] != wav.shape[0]:
-        shape = list(estimates.shape) if isinstance(estimates, torch.Tensor) else type(estimates).__name__
-        raise AdapterError(
-            f"The predictor returned {shape} for a mixture of shape {list(wav.shape)}; expected [B, n_src, T]."
-        )
-    out = _refine_batch(
-        estimates.to(wav.device),
-        wav,
-        prior,
-        steps=steps,
-        kappa=kappa,
-        method=method,
-        seed=seed,
-        device=device,
-        progress=progress,
+    options = RefineOptions(
+        steps, kappa, method, seed, device, progress, chunk_seconds, overlap_seconds, chunk_batch, dtype
     )
-    return restore(out)
+    blocks: list[torch.Tensor] = []
+    refine_stream(
+        lambda a, b: wav[:, a:b],
+        wav.shape[-1],
+        peak_scale(wav),
+        blocks.append,
+        predictor=predictor,
+        prior=prior,
+        options=options,
+    )
+    return restore(torch.cat(blocks, dim=-1))
 
 
 def refine_estimates(
@@ -113,6 +131,10 @@ def refine_estimates(
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    chunk_batch: int = 1,
+    dtype: torch.dtype | None = None,
 ) -> ArrayLike:
     """Refine estimates computed elsewhere.
 
@@ -140,68 +162,258 @@ def refine_estimates(
         raise AudioError(f"estimates have batch size {est.shape[0]} but the mixture {wav.shape[0]}.")
     prior = prior if prior is not None else default_prior()
     _check_rate(sample_rate, prior)
-    out = _refine_batch(
-        est.to(wav.device, torch.float32),
-        wav,
-        prior,
-        steps=steps,
-        kappa=kappa,
-        method=method,
-        seed=seed,
-        device=device,
-        progress=progress,
+    est = match_length(est.to(wav.device, torch.float32), wav.shape[-1])
+    if not torch.isfinite(est).all():
+        raise AudioError("The estimates contain NaN or infinite values.")
+    options = RefineOptions(
+        steps, kappa, method, seed, device, progress, chunk_seconds, overlap_seconds, chunk_batch, dtype
     )
-    return restore(out)
+    blocks: list[torch.Tensor] = []
+    refine_stream(
+        lambda a, b: wav[:, a:b],
+        wav.shape[-1],
+        peak_scale(wav),
+        blocks.append,
+        read_estimates=lambda a, b: est[..., a:b],
+        prior=prior,
+        options=options,
+    )
+    return restore(torch.cat(blocks, dim=-1))
 
 
-def _refine_batch(
-    estimates: torch.Tensor,
-    wav: torch.Tensor,
-    prior: ScorePrior,
+@dataclasses.dataclass(frozen=True)
+class RefineOptions:
+    """The sampler and windowing settings of one refinement (see :func:`refine`)."""
+
+    steps: int = 15
+    kappa: float = 0.0
+    method: str = "euler"
+    seed: int | None = None
+    device: str | torch.device | None = None
+    progress: bool = False
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
+    chunk_batch: int = 1
+    dtype: torch.dtype | None = None
+
+
+def peak_scale(wav: torch.Tensor) -> torch.Tensor:
+    """The normalisation factor of each item, ``[B, T] -> [B, 1]``: its peak (guarded for silence)."""
+    return wav.abs().amax(dim=-1, keepdim=True).clamp_min(PEAK_FLOOR)
+
+
+def _window_plan(length: int, rate: int, options: RefineOptions) -> tuple[list[int], int, int]:
+    """(window starts, window size, overlap) in samples for an input of ``length`` samples."""
+    if options.chunk_seconds is None:
+        return [0], length, 0
+    window = round(options.chunk_seconds * rate)
+    overlap = round(options.overlap_seconds * rate)
+    if window <= spectral.N_FFT or overlap < 0 or overlap >= window:
+        raise OptionError(
+            f"chunk_seconds ({options.chunk_seconds}) must exceed {spectral.N_FFT / rate:.3f} s and "
+            f"overlap_seconds ({options.overlap_seconds}) must lie in [0, chunk_seconds)."
+        )
+    if not isinstance(options.chunk_batch, int) or options.chunk_batch < 1:
+        raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
+    starts = chunks.window_starts(length, window, overlap)
+    return starts, min(window, length), overlap
+
+
+def _window_seed(seed: int | None, index: int, count: int) -> int | None:
+    """The seed of window ``index``: ``seed`` itself for an unchunked input, else one derived
+    from ``(seed, index)``."""
+    if seed is None or count == 1:
+        return seed
+    return int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
+
+
+def refine_stream(
+    read_mixture: Callable[[int, int], torch.Tensor],
+    length: int,
+    scale: torch.Tensor,
+    write: Callable[[torch.Tensor], None],
     *,
-    steps: int,
-    kappa: float,
-    method: str,
-    seed: int | None,
-    device: str | torch.device | None,
-    progress: bool,
-) -> torch.Tensor:
-    """``estimates [B, K, T'], wav [B, T] -> [B, K, T]`` (float32, on ``wav``'s device)."""
-    batch, length = wav.shape
-    n_src = estimates.shape[1]
-    if not torch.isfinite(estimates).all():
-        raise AdapterError("The predictor's estimate contains NaN or infinite values.")
-    estimates = match_length(estimates, length)
-    run_device = torch.device(device) if device is not None else wav.device
+    predictor: Predictor | None = None,
+    read_estimates: Callable[[int, int], torch.Tensor] | None = None,
+    prior: ScorePrior,
+    options: RefineOptions,
+) -> int:
+    """The windowed refinement over a signal that need not be in memory.
+
+    Args:
+        read_mixture: ``(start, stop) -> [B, stop - start]`` float32 samples at the prior's rate.
+        length: the signal length ``T`` in samples.
+        scale: ``[B, 1]`` normalisation factors (:func:`peak_scale` of the whole signal).
+        write: receives the refined signal as consecutive blocks ``[B, K, n]`` (float32, on the
+            mixture's device) that together cover ``[0, T)``; at most one window is held back.
+        predictor: runs on each window of the mixture; its separated sources are re-ordered to
+            continue the previous window's. Or:
+        read_estimates: ``(start, stop) -> [B, K, stop - start]`` estimates computed elsewhere.
+        prior, options: the prior and the settings.
+
+    Returns:
+        The number of sources ``K``.
+    """
+    if (predictor is None) == (read_estimates is None):
+        raise TypeError("pass exactly one of predictor and read_estimates")
+    if predictor is not None and predictor.sample_rate != prior.config.sample_rate:
+        raise SampleRateError(
+            f"The predictor works at {predictor.sample_rate} Hz but the prior at {prior.config.sample_rate} Hz; "
+            "wrap the predictor with resampling or choose one at the prior's rate."
+        )
+    starts, size, overlap = _window_plan(length, prior.config.sample_rate, options)
+    run_device = torch.device(options.device) if options.device is not None else scale.device
     prior = prior.to(run_device)
+    pending: torch.Tensor | None = None  # weighted sum over [done, end of the last window)
+    weights = torch.zeros(0)
+    done = 0  # samples already written
+    previous: tuple[torch.Tensor, int] | None = None  # the last window's ordered estimates and start
+    bar = tqdm(total=len(starts), desc="refine", unit="window", disable=not (options.progress and len(starts) > 1))
+    for group in chunks.batches(starts, options.chunk_batch):
+        group_starts = [s for _, s in group]
+        segments = torch.stack([read_mixture(s, s + size) for s in group_starts])  # [G, B, W]
+        if read_estimates is not None:
+            est = torch.stack([read_estimates(s, s + size) for s in group_starts])  # [G, B, K, W]
+        else:
+            est = _predict(predictor, segments)
+            if est.shape[2] > 1:
+                est, previous = _order_sources(est, group_starts, size, previous)
+        seeds = [_window_seed(options.seed, j, len(starts)) for j, _ in group]
+        refined = _sample_windows(segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device)
+        refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
+        for (j, s), window in zip(group, refined, strict=True):
+            end = s + size
+            if pending is None:
+                pending = torch.zeros(*window.shape[:2], 0, device=scale.device)
+            grow = end - done - pending.shape[-1]
+            pending = torch.nn.functional.pad(pending, (0, grow))
+            weights = torch.nn.functional.pad(weights, (0, grow))
+            w = chunks.fade_weights(s, size, length, overlap)
+            pending[..., s - done : end - done] += window * w.to(scale.device)
+            weights[s - done : end - done] += w
+            final = (starts[j + 1] if j + 1 < len(starts) else length) - done
+            block = (
+                pending[..., :final] if len(starts) == 1 else pending[..., :final] / weights[:final].to(scale.device)
+            )
+            write(block)
+            pending, weights, done = pending[..., final:], weights[final:], done + final
+        bar.update(len(group))
+    bar.close()
+    return 0 if pending is None else pending.shape[1]
 
-    scale = wav.abs().amax(dim=-1, keepdim=True).clamp_min(PEAK_FLOOR)  # [B, 1]
-    mix = (wav / scale).to(run_device)
-    est = (estimates / scale.unsqueeze(-1)).to(run_device)
 
-    y = spectral.encode(mix)  # [B, 2, F, N]
-    y = y.repeat_interleave(n_src, dim=0)  # one trajectory per source
-    target = spectral.encode(est.reshape(batch * n_src, length))
+def _predict(predictor: Predictor, segments: torch.Tensor) -> torch.Tensor:
+    """The predictor's estimates of mixture windows ``segments [G, B, W] -> [G, B, K, W]``."""
+    groups, batch, size = segments.shape
+    flat = segments.reshape(-1, size)
+    # on the CPU one window at a time, so that results do not depend on chunk_batch
+    inputs = [flat[i : i + 1] for i in range(len(flat))] if flat.device.type == "cpu" else [flat]
+    parts = []
+    for inp in inputs:
+        out = predictor(inp)
+        if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[0] != inp.shape[0]:
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise AdapterError(
+                f"The predictor returned {shape} for a mixture of shape {list(inp.shape)}; expected [B, n_src, T]."
+            )
+        if parts and out.shape[1] != parts[0].shape[1]:
+            raise AdapterError(
+                f"The predictor returned {out.shape[1]} sources for one window and {parts[0].shape[1]} for another."
+            )
+        parts.append(match_length(out.to(flat.device, torch.float32), size))
+    est = torch.cat(parts)
+    if not torch.isfinite(est).all():
+        raise AdapterError("The predictor's estimate contains NaN or infinite values.")
+    return est.reshape(groups, batch, -1, size)
+
+
+def _order_sources(
+    est: torch.Tensor, starts: list[int], size: int, previous: tuple[torch.Tensor, int] | None
+) -> tuple[torch.Tensor, tuple[torch.Tensor, int]]:
+    """Permute each window's sources ``est [G, B, K, W]`` to continue the previous window's.
+
+    ``previous`` is ``(ordered estimates [B, K, W], start)`` of the window before the group."""
+    ordered = []
+    for g, start in enumerate(starts):
+        current = est[g]
+        if previous is not None:
+            prev, prev_start = previous
+            shared = prev_start + size - start  # samples both windows cover
+            perm = chunks.best_permutation(prev[..., size - shared :], current[..., :shared])
+            current = torch.gather(current, 1, perm.to(current.device)[..., None].expand_as(current))
+        ordered.append(current)
+        previous = (current, start)
+    return torch.stack(ordered), previous
+
+
+def _sample_windows(
+    mix: torch.Tensor,
+    est: torch.Tensor,
+    prior: ScorePrior,
+    options: RefineOptions,
+    seeds: list[int | None],
+    run_device: torch.device,
+) -> torch.Tensor:
+    """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``."""
+    groups, batch, n_src, size = est.shape
+    y = spectral.encode(mix.reshape(groups * batch, size).to(run_device))
+    y = y.repeat_interleave(n_src, dim=0)  # one trajectory per source, window-major
+    target = spectral.encode(est.reshape(groups * batch * n_src, size).to(run_device))
     y, frames = spectral.pad_frames(y, prior.config.frame_multiple)
     target, _ = spectral.pad_frames(target, prior.config.frame_multiple)
-
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=run_device).manual_seed(int(seed))
-    with torch.inference_mode():
+    noise = _window_noise(seeds, batch * n_src, run_device) if options.kappa > 0 else None
+    with torch.inference_mode(), frozen_weights(prior), _autocast(options.dtype, run_device):
         x = sample(
-            prior,
+            _one_at_a_time(prior) if run_device.type == "cpu" else prior,
             y,
             target - y,
-            steps=steps,
-            kappa=kappa,
-            method=method,
-            generator=generator,
-            progress=progress,
+            steps=options.steps,
+            kappa=options.kappa,
+            method=options.method,
+            noise_sampler=noise,
+            progress=options.progress and groups == 1 and len(seeds) == 1,
             c=prior.config.c,
         )
-        out = spectral.decode(spectral.crop_frames(x, frames), length=length)
-    return out.reshape(batch, n_src, length).to(wav.device) * scale.unsqueeze(-1)
+        out = spectral.decode(spectral.crop_frames(x.float(), frames), length=size)
+    return out.reshape(groups, batch, n_src, size)
+
+
+def _one_at_a_time(network: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+    """The denoiser applied to one trajectory at a time.
+
+    CPU convolution and matrix kernels choose their blocking by batch size, so a batched call
+    differs from single calls in the last bits; one trajectory per call makes every output
+    independent of how trajectories (sources, channels, windows) are batched, at little cost on
+    a CPU, where a single long trajectory already fills the cores."""
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([network(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
+
+    return denoise
+
+
+def _window_noise(seeds: list[int | None], per_window: int, device: torch.device):
+    """A noise sampler drawing each window's noise from its own generator (or torch's global RNG
+    when unseeded), so the noise does not depend on how windows are batched."""
+    if seeds[0] is None:
+        return None
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def draw(i: int, like: torch.Tensor) -> torch.Tensor:
+        shape = (per_window, *like.shape[1:])
+        return torch.cat([torch.randn(shape, generator=g, dtype=like.dtype, device=device) for g in generators])
+
+    return draw
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device):
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    if dtype == torch.float16 and device.type != "cuda":
+        raise OptionError("dtype=torch.float16 runs on CUDA only; use torch.bfloat16 on the CPU.")
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise OptionError(f"dtype must be torch.bfloat16, torch.float16 or None, not {dtype}.")
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def match_length(estimates: torch.Tensor, length: int) -> torch.Tensor:

@@ -10,14 +10,26 @@ Shapes: spectrograms are ``[B, C, H, W]`` with ``H`` the 256 frequency bins and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Block", "MPConv", "MPFourier", "ScoreNet", "UNet", "mp_cat", "mp_silu", "mp_sum", "normalize"]
+__all__ = [
+    "Block",
+    "MPConv",
+    "MPFourier",
+    "ScoreNet",
+    "UNet",
+    "frozen_weights",
+    "mp_cat",
+    "mp_silu",
+    "mp_sum",
+    "normalize",
+]
 
 
 def normalize(x: torch.Tensor, dim: Sequence[int] | int | None = None, eps: float = 1e-4) -> torch.Tensor:
@@ -89,6 +101,7 @@ class MPConv(nn.Module):
         super().__init__()
         self.out_channels = out_channels
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, *kernel))
+        self._frozen: torch.Tensor | None = None
 
     @torch.no_grad()
     def normalize_weight_(self) -> None:
@@ -96,8 +109,10 @@ class MPConv(nn.Module):
         self.weight.copy_(normalize(self.weight))
 
     def effective_weight(self, gain: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """The weight actually applied: ``normalize(w) * gain / sqrt(fan_in)``."""
-        w = normalize(self.weight.to(torch.float32))
+        """The weight actually applied: ``normalize(w) * gain / sqrt(fan_in)``.
+
+        Inside :func:`frozen_weights` ``normalize(w)`` is computed once and reused."""
+        w = self._frozen if self._frozen is not None else normalize(self.weight.to(torch.float32))
         return w * (gain / np.sqrt(w[0].numel()))
 
     def forward(self, x: torch.Tensor, gain: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -350,3 +365,21 @@ class ScoreNet(nn.Module):
         for module in self.modules():
             if isinstance(module, MPConv):
                 module.normalize_weight_()
+
+
+@contextlib.contextmanager
+def frozen_weights(model: nn.Module) -> Iterator[None]:
+    """Normalise every :class:`MPConv` weight once for the duration of the block (inference).
+
+    The network's weights must not change inside the block; on exit the per-call normalisation
+    is restored. Nested use is allowed (the outer block owns the cache).
+    """
+    convs = [m for m in model.modules() if isinstance(m, MPConv) and m._frozen is None]
+    try:
+        with torch.no_grad():
+            for m in convs:
+                m._frozen = normalize(m.weight.to(torch.float32))
+        yield
+    finally:
+        for m in convs:
+            m._frozen = None
