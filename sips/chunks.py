@@ -3,10 +3,10 @@ together, and how separated sources are kept in the same order from one window t
 
 Pure tensor functions; :mod:`sips.refine` drives them. A signal of ``T`` samples is cut into
 windows of ``window`` samples that overlap by at least ``overlap`` samples (the last window is
-moved back to end at ``T``). Each window's result is weighted by a trapezoid whose ramps are
-half-Hann cross-fades over the overlaps (weight 1 elsewhere, including the signal's own ends), and
-the sum is divided by the sum of the weights. Where two windows overlap by exactly ``overlap``
-samples the two ramps already sum to one (``sin^2 + cos^2``), so the division changes nothing there.
+spread evenly). Each window's result is weighted by a trapezoid whose ramps are half-Hann
+cross-fades over the parts it shares with its neighbours (weight 1 elsewhere, including the
+signal's own ends), and the sum is divided by the sum of the weights. Neighbouring ramps already
+sum to one (``sin^2 + cos^2``), so the division only matters for the last bits.
 """
 
 from __future__ import annotations
@@ -19,39 +19,45 @@ import torch
 
 
 def window_starts(length: int, window: int, overlap: int) -> list[int]:
-    """Start samples of the windows covering ``[0, length)``; ``[0]`` when one window suffices.
+    """Start samples of evenly spaced windows covering ``[0, length)``; ``[0]`` when one suffices.
 
     Args:
         length: signal length ``T``.
         window: window length in samples (> ``overlap``).
-        overlap: minimum overlap of neighbouring windows in samples (>= 0).
+        overlap: minimum overlap of neighbouring windows in samples (>= 0); the fewest windows
+            that keep at least this overlap are spread evenly, so real overlaps may be longer.
     """
     if window <= overlap or overlap < 0:
         raise ValueError(f"the window ({window} samples) must be longer than the overlap ({overlap}) and both >= 0.")
     if length <= window:
         return [0]
-    hop = window - overlap
-    starts = list(range(0, length - window, hop))
-    return [*starts, length - window]
+    count = math.ceil((length - window) / (window - overlap)) + 1
+    return [round(k * (length - window) / (count - 1)) for k in range(count)]
 
 
-def fade_weights(start: int, size: int, length: int, overlap: int) -> torch.Tensor:
-    """Cross-fade weight ``[size]`` of the window ``[start, start + size)`` of a ``length`` signal.
-
-    A rising half-Hann ramp over the first ``overlap`` samples unless the window starts the signal,
-    a falling one over the last ``overlap`` samples unless it ends the signal, 1 elsewhere. Every
-    weight is positive.
+def fade_weights(size: int, fade_in: int, fade_out: int) -> torch.Tensor:
+    """Cross-fade weight ``[size]`` of one window: a rising half-Hann ramp over its first
+    ``fade_in`` samples (the part shared with the previous window; 0 for the first window), a
+    falling one over its last ``fade_out`` samples, 1 elsewhere. Every weight is positive, and the
+    falling ramp of one window and the rising ramp of the next sum to one over their shared part.
     """
     weight = torch.ones(size)
-    ramp_len = min(overlap, size // 2)
-    if ramp_len == 0:
-        return weight
-    ramp = torch.sin(0.5 * math.pi * (torch.arange(ramp_len) + 0.5) / ramp_len).square()
-    if start > 0:
-        weight[:ramp_len] = ramp
-    if start + size < length:
-        weight[-ramp_len:] = ramp.flip(0)
+    for length, at_start in ((min(fade_in, size // 2), True), (min(fade_out, size // 2), False)):
+        if length <= 0:
+            continue
+        ramp = torch.sin(0.5 * math.pi * (torch.arange(length) + 0.5) / length).square()
+        if at_start:
+            weight[:length] = ramp
+        else:
+            weight[-length:] = ramp.flip(0)
     return weight
+
+
+def shared(starts: list[int], index: int, size: int) -> tuple[int, int]:
+    """Samples window ``index`` shares with the previous and with the next window."""
+    fade_in = starts[index - 1] + size - starts[index] if index > 0 else 0
+    fade_out = starts[index] + size - starts[index + 1] if index + 1 < len(starts) else 0
+    return fade_in, fade_out
 
 
 def batches(items: Sequence[int], size: int) -> Iterator[list[tuple[int, int]]]:

@@ -285,10 +285,14 @@ def refine_stream(
             end = s + size
             if pending is None:
                 pending = torch.zeros(*window.shape[:2], 0, device=scale.device)
+            if window.shape[1] != pending.shape[1]:
+                raise AdapterError(
+                    f"The predictor returned {window.shape[1]} sources for one window and {pending.shape[1]} for another."
+                )
             grow = end - done - pending.shape[-1]
             pending = torch.nn.functional.pad(pending, (0, grow))
             weights = torch.nn.functional.pad(weights, (0, grow))
-            w = chunks.fade_weights(s, size, length, overlap)
+            w = chunks.fade_weights(size, *chunks.shared(starts, j, size))
             pending[..., s - done : end - done] += window * w.to(scale.device)
             weights[s - done : end - done] += w
             final = (starts[j + 1] if j + 1 < len(starts) else length) - done
