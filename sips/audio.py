@@ -80,14 +80,15 @@ def write(path: str | os.PathLike, audio: np.ndarray, rate: int, subtype: str | 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
-    fmt = _format_for(Path(path))
+    fmt = format_for(Path(path))
     with atomic_path(path) as tmp:
         sf.write(tmp, audio.T, rate, subtype=subtype, format=fmt)
 
 
-def _format_for(path: Path) -> str:
+def format_for(path: Path) -> str:
+    """The soundfile format written for ``path``'s extension (an error for unknown ones)."""
     ext = path.suffix.lower().lstrip(".")
-    formats = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "oga": "OGG", "aiff": "AIFF", "aif": "AIFF"}
+    formats = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "oga": "OGG", "aiff": "AIFF", "aif": "AIFF", "mp3": "MP3"}
     if ext not in formats:
-        raise AudioError(f"Cannot write audio with extension .{ext}; use .wav, .flac or .ogg.")
+        raise AudioError(f"Cannot write audio with extension .{ext}; use .wav, .flac, .ogg, .aiff or .mp3.")
     return formats[ext]

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import SipsError
+from .errors import OutputError, SipsError
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -117,6 +117,14 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1")
     p.add_argument("--channels", default="each", choices=("each", "mix"), help="refine each channel, or a mono mix")
+    p.add_argument("--allow-clipping", action="store_true", help="refine clipped inputs instead of refusing them")
+    p.add_argument("--chunk-seconds", type=float, default=10.0, help="window length for long inputs (0: never chunk)")
+    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-faded overlap of neighbouring windows")
+    p.add_argument("--chunk-batch", type=int, default=1, help="windows processed together")
+    p.add_argument(
+        "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="the prior network's precision"
+    )
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     p.set_defaults(func=_run_refine)
 
 
@@ -130,7 +138,7 @@ def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pa
     for item in inputs:
         root = Path(item)
         if root.is_dir() and root.resolve() == out_resolved:
-            raise SipsError(f"The output folder {out_dir} is also an input; choose another -o.")
+            raise OutputError(f"The output folder {out_dir} is also an input; choose another -o.")
         files = list_audio(root)
         if not files:
             raise AudioError(f"No audio files found in {root}.")
@@ -155,46 +163,99 @@ def _estimate_files(est_dir: Path, rel: Path) -> list[Path]:
     return found
 
 
+def _shard(items: list, device: str | None) -> tuple[list, str | None, int]:
+    """This process's share of ``items`` under ``torchrun`` (``RANK`` / ``WORLD_SIZE``), its device
+    (``cuda`` becomes ``cuda:LOCAL_RANK``) and its rank."""
+    import os
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return items[rank::world], device, rank
+
+
+def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path]) -> list[Path]:
+    """The output paths of ``rel``, refused if one would leave ``out_dir`` or overwrite an input."""
+    from .files import output_paths
+
+    root = out_dir.resolve()
+    paths = output_paths(out_dir / rel, n_src)
+    for path in paths:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            raise OutputError(f"The output {path} would be written outside {out_dir} (through a link or '..').")
+        if resolved in inputs:
+            raise OutputError(f"Refusing to overwrite the input {resolved}; choose another -o.")
+    return paths
+
+
 def _run_refine(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
     from .files import refine_estimate_files, refine_file
     from .predictors import load_predictor
     from .prior import load_prior
 
     out_dir = Path(args.out)
     pairs = _collect_inputs(args.inputs, out_dir)
-    for f, rel in pairs:
-        if (out_dir / rel).resolve() == f.resolve():
-            raise SipsError(f"Refusing to overwrite the input {f}; choose another -o.")
-    prior = load_prior(args.prior, device=args.device)
-    options = {
-        "checkpoint": args.checkpoint,
-        "config": args.predictor_config,
-        "n_src": args.n_src,
-        "device": args.device,
-    }
+    inputs = {f.resolve() for f, _ in pairs}
+    for _, rel in pairs:
+        _safe_outputs(out_dir, rel, 1, inputs)
+    pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
+    prior = load_prior(args.prior, device=device)
+    options = {"checkpoint": args.checkpoint, "config": args.predictor_config, "n_src": args.n_src, "device": device}
     options = {k: v for k, v in options.items() if v is not None}
     if args.estimates and set(options) - {"device"}:
         raise SipsError("--checkpoint, --predictor-config and --n-src apply to --predictor, not to --estimates.")
     predictor = None if args.estimates else load_predictor(args.predictor, **options)
-    options = dict(
+    settings = dict(
         steps=args.steps,
         kappa=args.kappa,
         method=args.method,
         seed=args.seed,
-        device=args.device,
+        device=device,
         channels=args.channels,
+        allow_clipping=args.allow_clipping,
+        chunk_seconds=args.chunk_seconds or None,
+        overlap_seconds=args.overlap_seconds,
+        chunk_batch=args.chunk_batch,
+        dtype=None if args.dtype == "float32" else getattr(torch, args.dtype),
     )
-    from tqdm.auto import tqdm
-
-    for f, rel in tqdm(pairs, desc="refine", disable=len(pairs) < 2):
-        if predictor is None:
-            written = refine_estimate_files(
-                _estimate_files(Path(args.estimates), rel), f, out_dir / rel, prior=prior, **options
-            )
-        else:
-            written = refine_file(predictor, f, out_dir / rel, prior=prior, **options)
+    failed: list[str] = []
+    done = skipped = 0
+    bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)
+    for f, rel in bar:
+        try:
+            estimates = None if predictor is None else []
+            if predictor is None:
+                estimates = _estimate_files(Path(args.estimates), rel)
+            n_src = len(estimates) if predictor is None else predictor.n_src
+            expected = _safe_outputs(out_dir, rel, n_src, inputs)
+            if not args.overwrite and all(p.is_file() for p in expected):
+                skipped += 1
+                continue
+            if predictor is None:
+                written = refine_estimate_files(estimates, f, out_dir / rel, prior=prior, **settings)
+            else:
+                written = refine_file(predictor, f, out_dir / rel, prior=prior, **settings)
+        except SipsError as err:
+            message = str(err) if str(f) in str(err) else f"{f}: {err}"
+            tqdm.write(f"sips: error: {message}", file=sys.stderr)
+            failed.append(str(f))
+            continue
+        done += 1
         for path in written:
-            print(path)
+            tqdm.write(str(path))
+    if skipped:
+        print(f"skipped {skipped} input(s) whose outputs exist (--overwrite redoes them)", file=sys.stderr)
+    if failed:
+        if len(pairs) > 1:
+            print(
+                f"sips: {len(failed)} of {len(pairs)} inputs failed (see above); the others were written.",
+                file=sys.stderr,
+            )
+        return 2
     return 0
 
 

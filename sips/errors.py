@@ -20,6 +20,10 @@ class OptionError(SipsError, ValueError):
     """An argument is out of its range (window lengths, batch sizes, dtypes, ...)."""
 
 
+class OutputError(SipsError):
+    """An output cannot be written (no permission, disk full, a path outside the output folder)."""
+
+
 class SampleRateError(SipsError):
     """A sample rate does not match what a model expects."""
 

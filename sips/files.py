@@ -1,25 +1,39 @@
-"""The file layer: audio files in, refined audio files out.
+"""The file layer: audio files in, refined audio files out, in bounded memory.
 
-Reads any rate and channel count, resamples to the prior's rate, refines (each channel as its
-own item, or a mono downmix), resamples back to the file's rate and writes atomically. The CLI
-is a thin shell around :func:`refine_file`.
+A file of any rate, channel count and length is streamed block by block: channels are kept
+(``channels="each"``, every channel refined as its own item) or downmixed (``"mix"``), resampled
+to the prior's rate with soxr (VHQ) into a temporary float file, refined window by window
+(:func:`sips.refine.refine_stream`), and resampled back to the file's rate into the output. The
+output keeps the input's rate, channel count and, where the format allows, its subtype (PCM
+16/24/32, float, Vorbis, ...). All outputs of one input (one per source) appear together at the
+end: each is written to a temporary file beside its target and renamed only when all are
+complete, so an interruption leaves no partial output. Peak memory depends on the window, not on
+the file's length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
-from . import audio
-from .errors import AudioError
+from . import audio, spectral
+from ._atomic import default_file_mode
+from .errors import AudioError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
-from .refine import default_prior, refine, refine_estimates
+from .refine import RefineOptions, default_prior, match_length, peak_scale, refine_stream
 
 CHANNEL_POLICIES = ("each", "mix")
+BLOCK = 1 << 16  # frames per read / resampling block
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (PCM inputs)
+CLIP_FRACTION = 1e-3  # more than this fraction of clipped samples makes the input "clipped"
 
 
 def output_paths(out_path: str | os.PathLike, n_src: int) -> list[Path]:
@@ -30,27 +44,187 @@ def output_paths(out_path: str | os.PathLike, n_src: int) -> list[Path]:
     return [out_path.with_name(f"{out_path.stem}_s{k + 1}{out_path.suffix}") for k in range(n_src)]
 
 
-def _prepare(path: str | os.PathLike, rate: int, channels: str) -> tuple[np.ndarray, int, str]:
+class _Converted:
+    """A file converted to float32 at the model's rate in a temporary WAV, and what it was."""
+
+    def __init__(self, path: Path, frames: int, channels: int, peak: np.ndarray, rate: int, subtype: str):
+        self.path, self.frames, self.channels, self.peak = path, frames, channels, peak
+        self.file_rate, self.subtype = rate, subtype
+
+    def reader(self, stack: contextlib.ExitStack) -> Callable[[int, int], torch.Tensor]:
+        """``(start, stop) -> [C, stop - start]`` (zero beyond the end)."""
+        handle = stack.enter_context(sf.SoundFile(self.path))
+
+        def read(start: int, stop: int) -> torch.Tensor:
+            handle.seek(min(start, self.frames))
+            data = handle.read(stop - start, dtype="float32", always_2d=True)
+            out = torch.from_numpy(np.ascontiguousarray(data.T))
+            return torch.nn.functional.pad(out, (0, stop - start - out.shape[-1]))
+
+        return read
+
+
+def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allow_clipping: bool = True) -> _Converted:
+    """Stream ``path`` into ``folder/name`` at ``rate`` (float32), checking its samples on the way."""
     if channels not in CHANNEL_POLICIES:
         raise AudioError(f"channels must be one of {', '.join(CHANNEL_POLICIES)}, not {channels!r}.")
-    data, file_rate = audio.read(path)
-    if channels == "mix":
-        data = data.mean(axis=0, keepdims=True)
-    subtype = audio.info(path).subtype
-    return audio.resample(data, file_rate, rate), file_rate, subtype
+    info = audio.info(path)
+    if info.frames == 0:
+        raise AudioError(f"{path} contains no audio samples.")
+    n_out = 1 if channels == "mix" else info.channels
+    target = folder / name
+    peak = np.zeros(n_out)
+    clipped = total = written = 0
+    stream = None
+    try:
+        with sf.SoundFile(path) as src, sf.SoundFile(target, "w", rate, n_out, subtype="FLOAT", format="WAV") as dst:
+            if src.samplerate != rate:
+                import soxr
+
+                stream = soxr.ResampleStream(src.samplerate, rate, n_out, dtype="float32", quality="VHQ")
+            while True:
+                block = src.read(BLOCK, dtype="float32", always_2d=True)
+                last = len(block) < BLOCK
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path} contains NaN or infinite samples.")
+                clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+                total += block.size
+                if channels == "mix":
+                    block = block.mean(axis=1, keepdims=True)
+                if stream is not None:
+                    block = stream.resample_chunk(block, last=last)
+                if len(block):
+                    peak = np.maximum(peak, np.abs(block).max(axis=0))
+                    dst.write(block)
+                    written += len(block)
+                if last:
+                    break
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"Cannot read {path} as audio ({err}).") from None
+    if written <= spectral.N_FFT // 2:
+        raise AudioError(f"{path} is too short: {written} samples at {rate} Hz, need more than {spectral.N_FFT // 2}.")
+    if not peak.any():
+        raise AudioError(f"{path} is digital silence (every sample is zero); there is nothing to refine.")
+    if not allow_clipping and info.subtype.startswith("PCM") and clipped > CLIP_FRACTION * total:
+        raise AudioError(
+            f"{path} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
+            "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
+        )
+    return _Converted(target, written, n_out, peak, info.samplerate, info.subtype)
 
 
-def _write_sources(refined: torch.Tensor, out_path: Path, rate: int, file_rate: int, subtype: str) -> list[Path]:
-    """``refined [C, K, T]`` at ``rate`` -> one file per source with C channels at ``file_rate``."""
-    refined_np = audio.resample(refined.detach().cpu().numpy(), rate, file_rate)
-    paths = output_paths(out_path, refined_np.shape[1])
-    written_subtype = subtype if subtype.startswith(("PCM", "FLOAT", "DOUBLE")) else None
-    for k, path in enumerate(paths):
-        source = refined_np[:, k]
-        if written_subtype is not None and written_subtype.startswith("PCM"):
-            source = np.clip(source, -1.0, 1.0)
-        audio.write(path, source, file_rate, subtype=written_subtype)
+def _output_subtype(path: Path, subtype: str) -> str | None:
+    """The input's subtype if the output format can hold it, else the format's default."""
+    fmt = audio.format_for(path)
+    return subtype if sf.check_format(fmt, subtype) else None
+
+
+@contextlib.contextmanager
+def _commit_together(paths: list[Path]) -> Iterator[list[Path]]:
+    """Temporary paths beside ``paths``; all are renamed onto their targets only on success."""
+    temps = []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield temps
+        for tmp, path in zip(temps, paths, strict=True):
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _write_outputs(sources: list[Path], out_path: Path, rate: int, converted: _Converted) -> list[Path]:
+    """Resample each refined source (a float WAV at ``rate``) back to the input's rate and format."""
+    paths = output_paths(out_path, len(sources))
+    try:
+        return _write_all(sources, paths, rate, converted)
+    except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise OutputError(f"Cannot write {out_path}: {reason}.") from None
+
+
+def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Converted) -> list[Path]:
+    out_path = paths[0]
+    subtype = _output_subtype(out_path, converted.subtype)
+    clip = (subtype or "").startswith("PCM") or audio.format_for(out_path) in ("OGG",)
+    with _commit_together(paths) as temps:
+        for source, tmp in zip(sources, temps, strict=True):
+            with (
+                sf.SoundFile(source) as src,
+                sf.SoundFile(
+                    tmp, "w", converted.file_rate, src.channels, subtype=subtype, format=audio.format_for(out_path)
+                ) as dst,
+            ):
+                stream = None
+                if rate != converted.file_rate:
+                    import soxr
+
+                    stream = soxr.ResampleStream(
+                        rate, converted.file_rate, src.channels, dtype="float32", quality="VHQ"
+                    )
+                while True:
+                    block = src.read(BLOCK, dtype="float32", always_2d=True)
+                    last = len(block) < BLOCK
+                    if stream is not None:
+                        block = stream.resample_chunk(block, last=last)
+                    if clip:
+                        block = np.clip(block, -1.0, 1.0)
+                    if len(block):
+                        dst.write(block)
+                    if last:
+                        break
     return paths
+
+
+def _refine_converted(
+    converted: _Converted,
+    out_path: Path,
+    folder: Path,
+    prior: ScorePrior,
+    options: RefineOptions,
+    *,
+    predictor: Predictor | None = None,
+    estimates: list[_Converted] | None = None,
+) -> list[Path]:
+    rate = prior.config.sample_rate
+    sinks: list[sf.SoundFile] = []
+    with contextlib.ExitStack() as stack:
+        read = converted.reader(stack)
+        read_estimates = None
+        if estimates is not None:
+            readers = [e.reader(stack) for e in estimates]
+
+            def read_estimates(start: int, stop: int) -> torch.Tensor:
+                return torch.stack([r(start, stop) for r in readers], dim=1)  # [C, K, n]
+
+        def write(block: torch.Tensor) -> None:  # [C, K, n]
+            if not sinks:
+                for k in range(block.shape[1]):
+                    path = folder / f"source{k}.wav"
+                    sinks.append(stack.enter_context(sf.SoundFile(path, "w", rate, block.shape[0], subtype="FLOAT")))
+            for k, sink in enumerate(sinks):
+                sink.write(block[:, k].T.numpy())
+
+        scale = peak_scale(torch.from_numpy(converted.peak.astype(np.float32))[:, None])
+        refine_stream(
+            read,
+            converted.frames,
+            scale,
+            write,
+            predictor=predictor,
+            read_estimates=read_estimates,
+            prior=prior,
+            options=options,
+        )
+        sources = [Path(s.name) for s in sinks]
+    return _write_outputs(sources, out_path, rate, converted)
 
 
 def refine_file(
@@ -60,19 +234,23 @@ def refine_file(
     *,
     prior: ScorePrior | None = None,
     channels: str = "each",
+    allow_clipping: bool = False,
     **kwargs,
 ) -> list[Path]:
     """Refine one file with ``predictor``; returns the written paths (one per source).
 
     ``channels="each"`` refines every channel separately, ``"mix"`` a mono downmix. The output
-    keeps the input's sample rate (and PCM/float subtype). Other keywords go to :func:`sips.refine`.
+    keeps the input's sample rate, channel count and subtype where its format allows. Clipped PCM
+    input is refused unless ``allow_clipping``. Other keywords are those of :func:`sips.refine`
+    (``steps``, ``kappa``, ``seed``, ``chunk_seconds``, ...).
     """
     prior = prior if prior is not None else default_prior()
-    rate = prior.config.sample_rate
-    data, file_rate, subtype = _prepare(in_path, rate, channels)
-    # A predictor at another rate than the prior would need its own resampling; refine() reports it.
-    refined = refine(predictor, torch.from_numpy(data), prior=prior, sample_rate=rate, **kwargs)
-    return _write_sources(refined, Path(out_path), rate, file_rate, subtype)
+    options = RefineOptions(**kwargs)
+    audio.format_for(Path(out_path))  # an unwritable extension fails before any work
+    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
+        folder = Path(tmp)
+        converted = _convert(Path(in_path), prior.config.sample_rate, channels, folder, "mixture.wav", allow_clipping)
+        return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor)
 
 
 def refine_estimate_files(
@@ -82,21 +260,24 @@ def refine_estimate_files(
     *,
     prior: ScorePrior | None = None,
     channels: str = "each",
+    allow_clipping: bool = False,
     **kwargs,
 ) -> list[Path]:
     """Refine estimates stored as files (one per source) of the mixture ``in_path``."""
     prior = prior if prior is not None else default_prior()
+    options = RefineOptions(**kwargs)
     rate = prior.config.sample_rate
-    data, file_rate, subtype = _prepare(in_path, rate, channels)
-    sources = []
-    for path in estimate_paths:
-        est, _, _ = _prepare(path, rate, channels)
-        if est.shape[0] != data.shape[0]:
-            raise AudioError(f"{path} has {est.shape[0]} channel(s) but the mixture {in_path} has {data.shape[0]}.")
-        sources.append(est)
-    length = max(s.shape[-1] for s in sources)
-    stacked = np.stack([np.pad(s, ((0, 0), (0, length - s.shape[-1]))) for s in sources], axis=1)  # [C, K, T]
-    refined = refine_estimates(
-        torch.from_numpy(stacked), torch.from_numpy(data), prior=prior, sample_rate=rate, **kwargs
-    )
-    return _write_sources(refined, Path(out_path), rate, file_rate, subtype)
+    audio.format_for(Path(out_path))
+    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
+        folder = Path(tmp)
+        converted = _convert(Path(in_path), rate, channels, folder, "mixture.wav", allow_clipping)
+        estimates = []
+        for k, path in enumerate(estimate_paths):
+            est = _convert(Path(path), rate, channels, folder, f"estimate{k}.wav")
+            if est.channels != converted.channels:
+                raise AudioError(
+                    f"{path} has {est.channels} channel(s) but the mixture {in_path} has {converted.channels}."
+                )
+            match_length(torch.zeros(est.frames), converted.frames)  # same length, within n_fft
+            estimates.append(est)
+        return _refine_converted(converted, Path(out_path), folder, prior, options, estimates=estimates)
