@@ -222,6 +222,12 @@ def _run_refine(args: argparse.Namespace) -> int:
         chunk_batch=args.chunk_batch,
         dtype=None if args.dtype == "float32" else getattr(torch, args.dtype),
     )
+    from .refine import RefineOptions, check_options
+
+    check_options(
+        RefineOptions(**{k: v for k, v in settings.items() if k not in ("channels", "allow_clipping")}),
+        prior.config.sample_rate,
+    )
     failed: list[str] = []
     done = skipped = 0
     bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)

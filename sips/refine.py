@@ -202,19 +202,31 @@ def peak_scale(wav: torch.Tensor) -> torch.Tensor:
     return wav.abs().amax(dim=-1, keepdim=True).clamp_min(PEAK_FLOOR)
 
 
+def check_options(options: RefineOptions, rate: int) -> None:
+    """Raise :class:`OptionError` with one sentence if ``options`` cannot run at ``rate`` Hz."""
+    if options.chunk_seconds is not None:
+        window = round(options.chunk_seconds * rate)
+        overlap = round(options.overlap_seconds * rate)
+        if window <= spectral.N_FFT or overlap < 0 or overlap >= window:
+            raise OptionError(
+                f"chunk_seconds ({options.chunk_seconds}) must exceed {spectral.N_FFT / rate:.3f} s and "
+                f"overlap_seconds ({options.overlap_seconds}) must lie in [0, chunk_seconds)."
+            )
+    if not isinstance(options.chunk_batch, int) or options.chunk_batch < 1:
+        raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
+    if not isinstance(options.steps, int) or options.steps < 1:
+        raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
+    device = torch.device(options.device) if options.device is not None else torch.device("cpu")
+    _autocast(options.dtype, device)
+
+
 def _window_plan(length: int, rate: int, options: RefineOptions) -> tuple[list[int], int, int]:
     """(window starts, window size, overlap) in samples for an input of ``length`` samples."""
+    check_options(options, rate)
     if options.chunk_seconds is None:
         return [0], length, 0
     window = round(options.chunk_seconds * rate)
     overlap = round(options.overlap_seconds * rate)
-    if window <= spectral.N_FFT or overlap < 0 or overlap >= window:
-        raise OptionError(
-            f"chunk_seconds ({options.chunk_seconds}) must exceed {spectral.N_FFT / rate:.3f} s and "
-            f"overlap_seconds ({options.overlap_seconds}) must lie in [0, chunk_seconds)."
-        )
-    if not isinstance(options.chunk_batch, int) or options.chunk_batch < 1:
-        raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
     starts = chunks.window_starts(length, window, overlap)
     return starts, min(window, length), overlap
 

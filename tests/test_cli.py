@@ -1,5 +1,7 @@
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +114,41 @@ def test_user_errors_exit_2_with_one_sentence_and_no_output(tmp_path, args, mess
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "OUT").exists() or not any((tmp_path / "OUT").rglob("*"))
+
+
+def test_torchrun_two_processes_write_the_same_files_as_one(tmp_path):
+    """Sharded over 2 CPU processes with torchrun, each rank takes every second input; the files
+    must equal a single process's, bit for bit (same thread count, so the same reductions)."""
+    names = ["a", "b", "c", "sub/d", "sub/e"]
+    for k, name in enumerate(names):
+        write_wav(tmp_path / "IN" / f"{name}.wav", noisy(speech_like(0.6, seed=k), 5.0).numpy())
+    common = ["refine", str(tmp_path / "IN"), "--steps", "3", "--kappa", "0.3", "--seed", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([str(SIPS), *common, "-o", str(tmp_path / "ONE")], capture_output=True, text=True, env=env)
+    assert single.returncode == 0, single.stderr
+    torchrun = Path(sys.executable).with_name("torchrun")
+    sharded = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "--no-python",
+            str(SIPS),
+            *common,
+            "-o",
+            str(tmp_path / "TWO"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert sharded.returncode == 0, sharded.stderr
+    printed = sorted(line for line in sharded.stdout.splitlines() if line.endswith(".wav"))
+    assert printed == sorted(str(tmp_path / "TWO" / f"{n}.wav") for n in names)  # each input done once
+    for name in names:
+        one, two = (sf.read(tmp_path / d / f"{name}.wav", dtype="int16")[0] for d in ("ONE", "TWO"))
+        assert np.array_equal(one, two), name
+    assert sorted(p.relative_to(tmp_path / "TWO") for p in (tmp_path / "TWO").rglob("*.wav")) == sorted(
+        Path(f"{n}.wav") for n in names
+    )
