@@ -216,8 +216,8 @@ def check_options(options: RefineOptions, rate: int) -> None:
         raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
     if not isinstance(options.steps, int) or options.steps < 1:
         raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
-    device = torch.device(options.device) if options.device is not None else torch.device("cpu")
-    _autocast(options.dtype, device)
+    # without a device the mixture's decides, at run time
+    _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
 
 
 def _window_plan(length: int, rate: int, options: RefineOptions) -> tuple[list[int], int, int]:
@@ -410,25 +410,30 @@ def _one_at_a_time(network: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _window_noise(seeds: list[int | None], per_window: int, device: torch.device):
     """A noise sampler drawing each window's noise from its own generator (or torch's global RNG
-    when unseeded), so the noise does not depend on how windows are batched."""
+    when unseeded), so the noise does not depend on how windows are batched. Seeded noise is drawn
+    on the CPU and moved, so CUDA and CPU runs with one seed inject the same noise."""
     if seeds[0] is None:
         return None
-    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
 
     def draw(i: int, like: torch.Tensor) -> torch.Tensor:
         shape = (per_window, *like.shape[1:])
-        return torch.cat([torch.randn(shape, generator=g, dtype=like.dtype, device=device) for g in generators])
+        return torch.cat([torch.randn(shape, generator=g, dtype=like.dtype) for g in generators]).to(device)
 
     return draw
 
 
+def _check_dtype(dtype: torch.dtype | None, device_type: str | None) -> None:
+    if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+        raise OptionError(f"dtype must be torch.bfloat16, torch.float16 or None, not {dtype}.")
+    if dtype == torch.float16 and device_type not in (None, "cuda"):
+        raise OptionError("dtype=torch.float16 runs on CUDA only; use torch.bfloat16 on the CPU.")
+
+
 def _autocast(dtype: torch.dtype | None, device: torch.device):
+    _check_dtype(dtype, device.type)
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
-    if dtype == torch.float16 and device.type != "cuda":
-        raise OptionError("dtype=torch.float16 runs on CUDA only; use torch.bfloat16 on the CPU.")
-    if dtype not in (torch.bfloat16, torch.float16):
-        raise OptionError(f"dtype must be torch.bfloat16, torch.float16 or None, not {dtype}.")
     return torch.autocast(device.type, dtype=dtype)
 
 
