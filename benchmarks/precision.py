@@ -5,6 +5,7 @@ Rows:
 - weights normalised per use: the magnitude-preserving weights normalised at every network call
   (what the network does outside :func:`sips.nets.edm2.frozen_weights`), network calls only;
 - bfloat16: the prior network under autocast (``dtype=torch.bfloat16``);
+- torch.compile: the prior network compiled with inductor (the first, compiling run reported apart);
 - chunk_batch=2: two windows per batch (long input only);
 - float16 / bfloat16 on CUDA when ``--device cuda``.
 
@@ -80,6 +81,9 @@ def main() -> None:
     for dtype in dtypes:
         seconds, out = _timed(lambda d=dtype: run(dtype=d), args.repeats)
         rows.append((str(dtype).replace("torch.", ""), seconds, out, base))
+    first, _ = _timed(lambda: run(compile=True), 1)  # includes compiling
+    seconds, out = _timed(lambda: run(compile=True), args.repeats)
+    rows.append(("torch.compile (inductor)", seconds, out, base))
     long_mix = _mixture(args.long_seconds).to(device)
     long_t, long_base = _timed(lambda: run(long_mix), 1)
     rows.append((f"{args.long_seconds:g} s, chunk_batch=1", long_t, long_base, long_base))
@@ -92,6 +96,7 @@ def main() -> None:
     print(f"{'variant':<26} {'seconds':>8} {'speed-up':>9} {'SI-SDR vs f32':>14} {'max |diff|':>11}")
     print(f"{'5 calls, weights per use':<26} {per_use:>8.2f} {'1.00':>9}")
     print(f"{'5 calls, weights once':<26} {once:>8.2f} {per_use / once:>9.2f}")
+    print(f"{'(first compiled run)':<26} {first:>8.2f}")
     for name, seconds, out, ref in rows:
         ref_t = base_t if "chunk_batch" not in name else long_t
         same = torch.equal(out, ref)

@@ -25,6 +25,7 @@ from .errors import (
 from .hub import available_priors
 from .predictors import Predictor, as_predictor, available_adapters, load_predictor, register_adapter
 from .prior import PriorConfig, ScorePrior, convert_official, load_prior, push_prior
+from .quality import QualityScore, quality
 from .refine import refine, refine_estimates
 from .sampler import sample
 from .train import TrainConfig, train
@@ -40,6 +41,7 @@ __all__ = [
     "Predictor",
     "PriorConfig",
     "PriorLoadError",
+    "QualityScore",
     "SampleRateError",
     "ScorePrior",
     "SipsError",
@@ -53,6 +55,7 @@ __all__ = [
     "load_predictor",
     "load_prior",
     "push_prior",
+    "quality",
     "refine",
     "refine_estimates",
     "register_adapter",

@@ -1,4 +1,4 @@
-"""The ``sips`` command: ``refine``, ``eval``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
+"""The ``sips`` command: ``refine``, ``eval``, ``quality``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
 
 Errors a user can cause print one sentence to stderr and exit with status 2.
 """
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import OutputError, SipsError
+from .errors import OptionError, OutputError, SipsError
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -124,6 +124,9 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="the prior network's precision"
     )
+    p.add_argument("--compile", action="store_true", help="run the prior network through torch.compile")
+    p.add_argument("--ensemble", type=int, default=1, help="stochastic trajectories per source (needs --kappa > 0)")
+    p.add_argument("--ensemble-reduce", default="mean", choices=("mean", "median"), help="how members are combined")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     p.set_defaults(func=_run_refine)
 
@@ -221,7 +224,12 @@ def _run_refine(args: argparse.Namespace) -> int:
         overlap_seconds=args.overlap_seconds,
         chunk_batch=args.chunk_batch,
         dtype=None if args.dtype == "float32" else getattr(torch, args.dtype),
+        compile=args.compile,
+        ensemble=args.ensemble,
+        ensemble_reduce=args.ensemble_reduce,
     )
+    if args.ensemble > 1 and args.kappa == 0:
+        raise OptionError("--ensemble needs --kappa > 0: with kappa 0 every member is the same trajectory.")
     from .refine import RefineOptions, check_options
 
     check_options(
@@ -278,6 +286,56 @@ def _run_convert(args: argparse.Namespace) -> int:
 
     print(convert_official(args.checkpoint, args.config, args.out))
     return 0
+
+
+def _add_quality(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quality", help="reference-free quality score of audio files from the prior (higher is cleaner)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
+    p.add_argument("--csv", default=None, help="write one row per file here")
+    p.add_argument("--prior", default=None, help="prior folder, catalog name or Hub repo id (default: embedded)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed probes")
+    p.add_argument("--device", default=None, help="e.g. cpu, cuda")
+    p.set_defaults(func=_run_quality)
+
+
+def _run_quality(args: argparse.Namespace) -> int:
+    import csv
+
+    from ._atomic import atomic_path
+    from .audio import list_audio, load_mono
+    from .errors import AudioError
+    from .prior import load_prior
+    from .quality import quality
+
+    prior = load_prior(args.prior, device=args.device)
+    rate = prior.config.sample_rate
+    files = []
+    for item in args.inputs:
+        root = Path(item)
+        found = list_audio(root)
+        if not found:
+            raise AudioError(f"No audio files found in {root}.")
+        files += [(f, f.name if root.is_file() else str(f.relative_to(root))) for f in found]
+    rows, failed = [], 0
+    for path, name in files:
+        try:
+            wav = load_mono(path, rate)
+            result = quality(wav, prior=prior, sample_rate=rate, seed=args.seed, device=args.device)
+        except SipsError as err:
+            print(f"sips: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        rows.append((name, result.score, len(wav) / rate))
+    width = max([len(r[0]) for r in rows] + [4])
+    print(f"{'file':<{width}} {'score':>8} {'seconds':>8}")
+    for name, score, seconds in rows:
+        print(f"{name:<{width}} {score:>8.4f} {seconds:>8.2f}")
+    if args.csv:
+        with atomic_path(Path(args.csv)) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "score", "seconds"])
+            writer.writerows((n, f"{s:.6f}", f"{t:.3f}") for n, s, t in rows)
+    return 2 if failed else 0
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -408,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_refine(sub)
     _add_eval(sub)
+    _add_quality(sub)
     _add_priors(sub)
     _add_download(sub)
     _add_push(sub)

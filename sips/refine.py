@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,11 @@ def refine(
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
-) -> ArrayLike:
+    compile: bool | str = False,
+    ensemble: int = 1,
+    ensemble_reduce: str = "mean",
+    return_uncertainty: bool = False,
+) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
     """Run ``predictor`` on ``mixture`` and refine its estimate(s) with the prior.
 
     Args:
@@ -95,28 +100,50 @@ def refine(
             networks still run one window at a time, see the module's note on determinism).
         dtype: ``torch.bfloat16`` (CPU or CUDA) or ``torch.float16`` (CUDA) runs the prior
             network under autocast; the sampler's state stays float32. ``None``: float32.
+        compile: ``True`` runs the prior network through ``torch.compile`` (inductor; the first
+            call compiles, later calls with the same window size reuse it), or a backend name.
+        ensemble: number of stochastic trajectories per source (``kappa > 0``; with ``kappa = 0``
+            they are identical). Member 0 draws the same noise as a single run with this seed.
+        ensemble_reduce: ``"mean"`` or ``"median"``: how the members' final states are combined,
+            in the encoded (compressed spectrogram) domain, before decoding.
+        return_uncertainty: also return the members' disagreement per STFT frame: the standard
+            deviation across members of the encoded state, averaged over channels and frequency.
 
     Returns:
-        ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``.
+        ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``; with ``return_uncertainty``
+        also the disagreement ``[n_src, N]`` or ``[B, n_src, N]`` (``N = 1 + T // 128`` frames).
     """
     predictor = as_predictor(predictor)
     wav, restore = _as_batch(mixture)
     prior = prior if prior is not None else default_prior()
     _check_rate(sample_rate, prior)
     options = RefineOptions(
-        steps, kappa, method, seed, device, progress, chunk_seconds, overlap_seconds, chunk_batch, dtype
+        steps=steps,
+        kappa=kappa,
+        method=method,
+        seed=seed,
+        device=device,
+        progress=progress,
+        chunk_seconds=chunk_seconds,
+        overlap_seconds=overlap_seconds,
+        chunk_batch=chunk_batch,
+        dtype=dtype,
+        compile=compile,
+        ensemble=ensemble,
+        ensemble_reduce=ensemble_reduce,
+        uncertainty=return_uncertainty,
     )
-    blocks: list[torch.Tensor] = []
+    collect = _Collector()
     refine_stream(
         lambda a, b: wav[:, a:b],
         wav.shape[-1],
         peak_scale(wav),
-        blocks.append,
+        collect,
         predictor=predictor,
         prior=prior,
         options=options,
     )
-    return restore(torch.cat(blocks, dim=-1))
+    return collect.result(restore, options.uncertainty)
 
 
 def refine_estimates(
@@ -135,7 +162,11 @@ def refine_estimates(
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
-) -> ArrayLike:
+    compile: bool | str = False,
+    ensemble: int = 1,
+    ensemble_reduce: str = "mean",
+    return_uncertainty: bool = False,
+) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
     """Refine estimates computed elsewhere.
 
     Args:
@@ -145,7 +176,8 @@ def refine_estimates(
         Other arguments as in :func:`refine`.
 
     Returns:
-        ``[n_src, T]`` or ``[B, n_src, T]``, the type of ``mixture``.
+        ``[n_src, T]`` or ``[B, n_src, T]``, the type of ``mixture`` (and the disagreement with
+        ``return_uncertainty``, as in :func:`refine`).
     """
     wav, restore = _as_batch(mixture)
     est, _ = _as_tensor(estimates, "estimates")
@@ -166,19 +198,32 @@ def refine_estimates(
     if not torch.isfinite(est).all():
         raise AudioError("The estimates contain NaN or infinite values.")
     options = RefineOptions(
-        steps, kappa, method, seed, device, progress, chunk_seconds, overlap_seconds, chunk_batch, dtype
+        steps=steps,
+        kappa=kappa,
+        method=method,
+        seed=seed,
+        device=device,
+        progress=progress,
+        chunk_seconds=chunk_seconds,
+        overlap_seconds=overlap_seconds,
+        chunk_batch=chunk_batch,
+        dtype=dtype,
+        compile=compile,
+        ensemble=ensemble,
+        ensemble_reduce=ensemble_reduce,
+        uncertainty=return_uncertainty,
     )
-    blocks: list[torch.Tensor] = []
+    collect = _Collector()
     refine_stream(
         lambda a, b: wav[:, a:b],
         wav.shape[-1],
         peak_scale(wav),
-        blocks.append,
+        collect,
         read_estimates=lambda a, b: est[..., a:b],
         prior=prior,
         options=options,
     )
-    return restore(torch.cat(blocks, dim=-1))
+    return collect.result(restore, options.uncertainty)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +240,30 @@ class RefineOptions:
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
     chunk_batch: int = 1
     dtype: torch.dtype | None = None
+    compile: bool | str = False
+    ensemble: int = 1
+    ensemble_reduce: str = "mean"
+    uncertainty: bool = False
+
+
+class _Collector:
+    """Gathers the blocks :func:`refine_stream` writes (and the disagreement blocks)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[torch.Tensor] = []
+        self.spread: list[torch.Tensor] = []
+
+    def __call__(self, block: torch.Tensor, disagreement: torch.Tensor | None = None) -> None:
+        self.blocks.append(block)
+        if disagreement is not None:
+            self.spread.append(disagreement)
+
+    def result(self, restore, uncertainty: bool):
+        out = restore(torch.cat(self.blocks, dim=-1))
+        if not uncertainty:
+            return out
+        per_sample = torch.cat(self.spread, dim=-1)
+        return out, restore(per_sample[..., :: spectral.HOP].contiguous())
 
 
 def peak_scale(wav: torch.Tensor) -> torch.Tensor:
@@ -214,6 +283,10 @@ def check_options(options: RefineOptions, rate: int) -> None:
             )
     if not isinstance(options.chunk_batch, int) or options.chunk_batch < 1:
         raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
+    if not isinstance(options.ensemble, int) or options.ensemble < 1:
+        raise OptionError(f"ensemble must be a positive integer, got {options.ensemble!r}.")
+    if options.ensemble_reduce not in ("mean", "median"):
+        raise OptionError(f"ensemble_reduce must be 'mean' or 'median', not {options.ensemble_reduce!r}.")
     if not isinstance(options.steps, int) or options.steps < 1:
         raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
     # without a device the mixture's decides, at run time
@@ -239,6 +312,13 @@ def _window_seed(seed: int | None, index: int, count: int) -> int | None:
     return int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
 
 
+def _member_seed(seed: int | None, index: int, count: int, member: int) -> int | None:
+    """The seed of ensemble member ``member`` in window ``index``; member 0 is a single run's."""
+    if member == 0 or seed is None:
+        return _window_seed(seed, index, count)
+    return int(np.random.SeedSequence([int(seed), index, member]).generate_state(1)[0])
+
+
 def refine_stream(
     read_mixture: Callable[[int, int], torch.Tensor],
     length: int,
@@ -258,6 +338,8 @@ def refine_stream(
         scale: ``[B, 1]`` normalisation factors (:func:`peak_scale` of the whole signal).
         write: receives the refined signal as consecutive blocks ``[B, K, n]`` (float32, on the
             mixture's device) that together cover ``[0, T)``; at most one window is held back.
+            With ``options.uncertainty`` it is called as ``write(block, disagreement)``, the
+            members' disagreement per sample ``[B, K, n]`` (constant over each frame's hop).
         predictor: runs on each window of the mixture; its separated sources are re-ordered to
             continue the previous window's. Or:
         read_estimates: ``(start, stop) -> [B, K, stop - start]`` estimates computed elsewhere.
@@ -281,6 +363,7 @@ def refine_stream(
     done = 0  # samples already written
     previous: tuple[torch.Tensor, int] | None = None  # the last window's ordered estimates and start
     bar = tqdm(total=len(starts), desc="refine", unit="window", disable=not (options.progress and len(starts) > 1))
+    per = 2 if options.uncertainty else 1  # rows of the pending buffer per source
     for group in chunks.batches(starts, options.chunk_batch):
         group_starts = [s for _, s in group]
         segments = torch.stack([read_mixture(s, s + size) for s in group_starts])  # [G, B, W]
@@ -290,16 +373,21 @@ def refine_stream(
             est = _predict(predictor, segments)
             if est.shape[2] > 1:
                 est, previous = _order_sources(est, group_starts, size, previous)
-        seeds = [_window_seed(options.seed, j, len(starts)) for j, _ in group]
-        refined = _sample_windows(segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device)
+        seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
+        refined, spread = _sample_windows(
+            segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device
+        )
         refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
+        if spread is not None:  # cross-faded like the audio: stacked after the sources
+            refined = torch.cat([refined, spread.to(scale.device)], dim=2)
         for (j, s), window in zip(group, refined, strict=True):
             end = s + size
             if pending is None:
                 pending = torch.zeros(*window.shape[:2], 0, device=scale.device)
             if window.shape[1] != pending.shape[1]:
                 raise AdapterError(
-                    f"The predictor returned {window.shape[1]} sources for one window and {pending.shape[1]} for another."
+                    f"The predictor returned {window.shape[1] // per} sources for one window and "
+                    f"{pending.shape[1] // per} for another."
                 )
             grow = end - done - pending.shape[-1]
             pending = torch.nn.functional.pad(pending, (0, grow))
@@ -311,11 +399,17 @@ def refine_stream(
             block = (
                 pending[..., :final] if len(starts) == 1 else pending[..., :final] / weights[:final].to(scale.device)
             )
-            write(block)
+            if options.uncertainty:
+                half = block.shape[1] // 2
+                write(block[:, :half], block[:, half:])
+            else:
+                write(block)
             pending, weights, done = pending[..., final:], weights[final:], done + final
         bar.update(len(group))
     bar.close()
-    return 0 if pending is None else pending.shape[1]
+    if pending is None:
+        return 0
+    return pending.shape[1] // 2 if options.uncertainty else pending.shape[1]
 
 
 def _predict(predictor: Predictor, segments: torch.Tensor) -> torch.Tensor:
@@ -367,31 +461,59 @@ def _sample_windows(
     est: torch.Tensor,
     prior: ScorePrior,
     options: RefineOptions,
-    seeds: list[int | None],
+    seeds: list[list[int | None]],
     run_device: torch.device,
-) -> torch.Tensor:
-    """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``, and
+    with ``options.uncertainty`` the members' disagreement per sample ``[G, B, K, W]``.
+
+    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``."""
     groups, batch, n_src, size = est.shape
+    members = options.ensemble
+    trajectories = groups * batch * n_src
     y = spectral.encode(mix.reshape(groups * batch, size).to(run_device))
     y = y.repeat_interleave(n_src, dim=0)  # one trajectory per source, window-major
-    target = spectral.encode(est.reshape(groups * batch * n_src, size).to(run_device))
+    target = spectral.encode(est.reshape(trajectories, size).to(run_device))
     y, frames = spectral.pad_frames(y, prior.config.frame_multiple)
     target, _ = spectral.pad_frames(target, prior.config.frame_multiple)
+    if members > 1:  # member-major copies of every trajectory
+        y, target = y.repeat(members, 1, 1, 1), target.repeat(members, 1, 1, 1)
     noise = _window_noise(seeds, batch * n_src, run_device) if options.kappa > 0 else None
-    with torch.inference_mode(), frozen_weights(prior), _autocast(options.dtype, run_device):
+    network = _compiled(prior, options.compile) if options.compile else prior
+    # a compiled graph fuses the weight normalisation itself; eager calls share one per refinement
+    weights = contextlib.nullcontext() if options.compile else frozen_weights(prior)
+    with torch.inference_mode(), weights, _autocast(options.dtype, run_device):
         x = sample(
-            _one_at_a_time(prior) if run_device.type == "cpu" else prior,
+            _one_at_a_time(network) if run_device.type == "cpu" else network,
             y,
             target - y,
             steps=options.steps,
             kappa=options.kappa,
             method=options.method,
             noise_sampler=noise,
-            progress=options.progress and groups == 1 and len(seeds) == 1,
+            progress=options.progress and groups == 1 and len(seeds[0]) == 1,
             c=prior.config.c,
         )
-        out = spectral.decode(spectral.crop_frames(x.float(), frames), length=size)
-    return out.reshape(groups, batch, n_src, size)
+        x = spectral.crop_frames(x.float(), frames).reshape(members, trajectories, *x.shape[1:-1], frames)
+        spread = x.std(0, unbiased=False).mean(dim=(1, 2)) if options.uncertainty else None  # [N, frames]
+        combined = x[0] if members == 1 else x.mean(0) if options.ensemble_reduce == "mean" else x.median(0).values
+        out = spectral.decode(combined, length=size)
+    if spread is not None:
+        nearest = ((torch.arange(size, device=spread.device) + spectral.HOP // 2) // spectral.HOP).clamp(max=frames - 1)
+        spread = spread[:, nearest].reshape(groups, batch, n_src, size)
+    return out.reshape(groups, batch, n_src, size), spread
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(prior: ScorePrior, backend: bool | str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``torch.compile(prior)``, made once per prior and backend."""
+    backend = "inductor" if backend is True else str(backend)
+    per_prior = _COMPILED.setdefault(prior, {})
+    if backend not in per_prior:
+        per_prior[backend] = torch.compile(prior, backend=backend, dynamic=False)
+    return per_prior[backend]
 
 
 def _one_at_a_time(network: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
@@ -408,13 +530,13 @@ def _one_at_a_time(network: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     return denoise
 
 
-def _window_noise(seeds: list[int | None], per_window: int, device: torch.device):
-    """A noise sampler drawing each window's noise from its own generator (or torch's global RNG
-    when unseeded), so the noise does not depend on how windows are batched. Seeded noise is drawn
-    on the CPU and moved, so CUDA and CPU runs with one seed inject the same noise."""
-    if seeds[0] is None:
+def _window_noise(seeds: list[list[int | None]], per_window: int, device: torch.device):
+    """A noise sampler drawing each (member, window)'s noise from its own generator (or torch's
+    global RNG when unseeded), so the noise does not depend on how windows are batched. Seeded
+    noise is drawn on the CPU and moved, so CUDA and CPU runs with one seed inject the same noise."""
+    if seeds[0][0] is None:
         return None
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    generators = [torch.Generator().manual_seed(s) for member in seeds for s in member]
 
     def draw(i: int, like: torch.Tensor) -> torch.Tensor:
         shape = (per_window, *like.shape[1:])

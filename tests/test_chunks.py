@@ -164,3 +164,13 @@ def test_predictor_changing_its_source_count_between_windows_is_an_error(zero_pr
             chunk_seconds=0.5,
             overlap_seconds=0.1,
         )
+
+
+def test_compiled_network_gives_the_same_result(small_prior):
+    """``compile=`` goes through torch.compile (the "eager" backend here: no C compiler needed and
+    no compile time); the result must be the eager one, bit for bit."""
+    mixture = noisy(speech_like(1.0, seed=8), 5.0)
+    predictor = sips.load_predictor("wiener")
+    plain = sips.refine(predictor, mixture, prior=small_prior, steps=3)
+    compiled = sips.refine(predictor, mixture, prior=small_prior, steps=3, compile="eager")
+    assert torch.equal(plain, compiled)

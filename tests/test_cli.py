@@ -152,3 +152,43 @@ def test_torchrun_two_processes_write_the_same_files_as_one(tmp_path):
     assert sorted(p.relative_to(tmp_path / "TWO") for p in (tmp_path / "TWO").rglob("*.wav")) == sorted(
         Path(f"{n}.wav") for n in names
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "channels", "subtype"),
+    [
+        ("a.wav", 44100, 2, "PCM_16"),
+        ("b.flac", 16000, 1, "PCM_24"),
+        ("c.wav", 8000, 1, "FLOAT"),
+        ("d.ogg", 48000, 2, "VORBIS"),
+        ("e.wav", 16000, 3, "PCM_32"),
+        ("f.aiff", 32000, 1, "PCM_16"),
+    ],
+)
+def test_any_rate_channels_and_subtype_come_back_as_they_came(tmp_path, prior_dir, name, rate, channels, subtype):
+    import soxr
+
+    sources = [noisy(speech_like(0.8, seed=k), 10.0, seed=k).numpy() for k in range(channels)]
+    data = np.stack([soxr.resample(s, 16000, rate) for s in sources])
+    write_wav(tmp_path / "in" / name, 0.8 * data / np.abs(data).max(), rate=rate, subtype=subtype)
+    assert (
+        main(["refine", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--prior", str(prior_dir), "--steps", "2"])
+        == 0
+    )
+    src, out = sf.info(tmp_path / "in" / name), sf.info(tmp_path / "out" / name)
+    assert (out.samplerate, out.channels, out.subtype) == (rate, channels, subtype)
+    assert abs(out.frames - src.frames) <= 2
+    x, _ = sf.read(tmp_path / "in" / name, dtype="float32", always_2d=True)
+    y, _ = sf.read(tmp_path / "out" / name, dtype="float32", always_2d=True)
+    n = min(len(x), len(y))
+    corr = np.corrcoef(x[:n].T, y[:n].T)[:channels, channels:]  # input channel i against output channel j
+    assert (corr.argmax(axis=1) == np.arange(channels)).all()  # every channel stays in its place
+
+
+def test_channels_mix_writes_mono(tmp_path, prior_dir):
+    stereo = np.stack([noisy(speech_like(0.5, seed=k), 10.0).numpy() for k in range(2)])
+    write_wav(tmp_path / "in" / "s.wav", stereo, rate=22050)
+    args = ["refine", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--prior", str(prior_dir), "--steps", "2"]
+    assert main([*args, "--channels", "mix"]) == 0
+    info = sf.info(tmp_path / "out" / "s.wav")
+    assert (info.channels, info.samplerate) == (1, 22050)

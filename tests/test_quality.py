@@ -1,0 +1,80 @@
+"""The prior as a reference-free quality meter."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sips.errors import AudioError, OptionError, SampleRateError
+from sips.quality import QualityScore, quality
+
+from conftest import noisy, speech_like
+
+HOP = 128
+
+
+@pytest.fixture(scope="module")
+def clean_and_noisy():
+    clean = speech_like(1.5, seed=3)
+    return clean, noisy(clean, 0.0, seed=4)
+
+
+def test_score_is_deterministic_for_a_seed_and_has_one_value_per_frame(clean_and_noisy):
+    clean, _ = clean_and_noisy
+    a, b = quality(clean, seed=5), quality(clean, seed=5)
+    assert isinstance(a, QualityScore) and a.score == b.score and torch.equal(a.frames, b.frames)
+    assert a.frames.shape == (1 + len(clean) // HOP,) and a.frame_seconds == HOP / 16000
+    assert a.score == pytest.approx(float(a.frames.mean()))
+    assert quality(clean, seed=6).score != a.score  # other probes, (slightly) other estimate
+
+
+def test_embedded_prior_prefers_clean_speech(clean_and_noisy):
+    clean, degraded = clean_and_noisy
+    scores = [quality(x).score for x in (clean, noisy(clean, 15.0), degraded)]
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_silence_and_short_inputs_are_finite_or_a_clear_error():
+    silent = quality(torch.zeros(16000))
+    assert math.isfinite(silent.score) and torch.isfinite(silent.frames).all()
+    short = quality(speech_like(0.04))  # 640 samples: 6 frames
+    assert math.isfinite(short.score) and short.frames.shape == (6,)
+    with pytest.raises(AudioError, match="too short"):
+        quality(torch.ones(100))
+
+
+def test_batches_numpy_and_windows_agree():
+    x = torch.stack([speech_like(2.0, seed=1), noisy(speech_like(2.0, seed=2), 5.0)])
+    batch = quality(x)
+    assert isinstance(batch, list) and len(batch) == 2
+    single = quality(x[1].numpy())
+    assert single.score == pytest.approx(batch[1].score, abs=1e-5)
+    windows = quality(x[0], chunk_seconds=0.5)  # 4 windows, other probes, frames joined once
+    assert windows.frames.shape == batch[0].frames.shape
+    assert windows.score == pytest.approx(batch[0].score, abs=0.1)
+
+
+def test_bad_arguments():
+    with pytest.raises(SampleRateError):
+        quality(speech_like(0.5), sample_rate=8000)
+    with pytest.raises(OptionError):
+        quality(speech_like(0.5), levels=0)
+    with pytest.raises(AudioError):
+        quality(np.zeros((2, 3, 100)))
+
+
+def test_cli_quality_prints_and_writes_csv(tmp_path, capsys):
+    from sips.cli import main
+
+    from conftest import write_wav
+
+    write_wav(tmp_path / "clean.wav", speech_like(1.0).numpy())
+    write_wav(tmp_path / "noisy.wav", noisy(speech_like(1.0), -5.0).numpy(), rate=8000)
+    assert main(["quality", str(tmp_path), "--csv", str(tmp_path / "q.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    scores = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
+    assert scores["clean.wav"] > scores["noisy.wav"]
+    rows = (tmp_path / "q.csv").read_text().splitlines()
+    assert rows[0] == "file,score,seconds" and len(rows) == 3
+    assert main(["quality", str(tmp_path / "none.wav")]) == 2
