@@ -1,5 +1,5 @@
-"""Pictures (optional extra ``sips-prior[plot]``: matplotlib): spectrograms side by side and the
-quality-vs-network-calls curve."""
+"""Pictures (optional extra ``sips-prior[plot]``: matplotlib): spectrograms side by side, the
+quality-vs-network-calls curve, and an ensemble's disagreement over the refined spectrogram."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def _save(fig, path: str | os.PathLike | None):
     return fig
 
 
+def _log_spectrogram(x, n_fft: int, hop: int) -> np.ndarray:
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1)
+    mag = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
+    return 20 * torch.log10(mag.clamp(min=1e-10)).numpy()
+
+
 def spectrograms(
     signals: Mapping[str, torch.Tensor | np.ndarray],
     sample_rate: int = 16000,
@@ -50,12 +56,7 @@ def spectrograms(
     plt = _pyplot()
     if not signals:
         raise ValueError("spectrograms needs at least one signal")
-    window = torch.hann_window(n_fft)
-    specs = {}
-    for name, x in signals.items():
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1)
-        mag = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
-        specs[name] = 20 * torch.log10(mag.clamp(min=1e-10)).numpy()
+    specs = {name: _log_spectrogram(x, n_fft, hop) for name, x in signals.items()}
     top = max(float(s.max()) for s in specs.values())
     fig, axes = plt.subplots(1, len(specs), figsize=(3.2 * len(specs), 3.0), sharey=True, squeeze=False)
     for ax, (name, spec) in zip(axes[0], specs.items(), strict=True):
@@ -101,4 +102,59 @@ def nfe_curve(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
+    return _save(fig, path)
+
+
+def uncertainty(
+    refined: torch.Tensor | np.ndarray,
+    disagreement: torch.Tensor | np.ndarray,
+    sample_rate: int = 16000,
+    *,
+    error: torch.Tensor | np.ndarray | None = None,
+    path: str | os.PathLike | None = None,
+    floor_db: float = -80.0,
+    title: str | None = None,
+):
+    """The refined spectrogram with the ensemble's per-frame disagreement drawn over it.
+
+    Args:
+        refined: ``[T]`` refined signal (one source).
+        disagreement: ``[N]`` per-frame disagreement from ``refine(..., return_uncertainty=True)``
+            (frames of hop 128: ``N = 1 + T // 128``).
+        error: optionally ``[N]`` a per-frame error to compare with (e.g. the predictor's), drawn
+            on the same time axis with its own scale.
+    """
+    plt = _pyplot()
+    spec = _log_spectrogram(refined, 512, 128)
+    seconds = spec.shape[1] * 128 / sample_rate
+    top = float(spec.max())
+    fig, ax = plt.subplots(figsize=(7.0, 3.2))
+    ax.imshow(
+        spec,
+        origin="lower",
+        aspect="auto",
+        vmin=top + floor_db,
+        vmax=top,
+        cmap="gray_r",
+        extent=(0, seconds, 0, sample_rate / 2000),
+    )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (kHz)")
+    curve = np.asarray(disagreement, dtype=np.float64).reshape(-1)
+    times = np.arange(len(curve)) * 128 / sample_rate
+    twin = ax.twinx()
+    twin.plot(times, curve, color="tab:red", linewidth=1.2, label="disagreement")
+    twin.set_ylabel("disagreement", color="tab:red")
+    twin.set_ylim(bottom=0)
+    if error is not None:
+        err = np.asarray(error, dtype=np.float64).reshape(-1)
+        third = ax.twinx()
+        third.plot(np.arange(len(err)) * 128 / sample_rate, err, color="tab:blue", linewidth=1.0, alpha=0.7)
+        third.set_yticks([])
+        third.set_ylim(bottom=0)
+        twin.plot([], [], color="tab:blue", label="error")
+    twin.legend(loc="upper right")
+    ax.set_xlim(0, seconds)
+    if title:
+        ax.set_title(title)
     return _save(fig, path)

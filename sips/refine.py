@@ -263,7 +263,9 @@ class _Collector:
         if not uncertainty:
             return out
         per_sample = torch.cat(self.spread, dim=-1)
-        return out, restore(per_sample[..., :: spectral.HOP].contiguous())
+        length = per_sample.shape[-1]
+        at_frames = (torch.arange(1 + length // spectral.HOP) * spectral.HOP).clamp(max=length - 1)
+        return out, restore(per_sample[..., at_frames.to(per_sample.device)])
 
 
 def peak_scale(wav: torch.Tensor) -> torch.Tensor:

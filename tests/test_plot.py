@@ -22,3 +22,18 @@ def test_nfe_curve(tmp_path):
     ax = fig.axes[0]
     assert ax.get_xlabel() == "network calls" and len(ax.lines) == 3
     assert (tmp_path / "n.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_uncertainty_overlay(tmp_path):
+    import numpy as np
+
+    from sips.plot import uncertainty
+
+    x = speech_like(0.5).numpy()
+    frames = 1 + len(x) // 128
+    curve = np.linspace(0, 1, frames)
+    fig = uncertainty(x, curve, error=curve[::-1], path=tmp_path / "u.png", title="K = 4")
+    lines = [line for ax in fig.axes for line in ax.lines if len(line.get_xdata())]
+    assert len(lines) == 2 and np.allclose(lines[0].get_ydata(), curve)
+    assert lines[0].get_xdata()[-1] == (frames - 1) * 128 / 16000
+    assert (tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
