@@ -49,7 +49,7 @@ from .interpolant import noise_level
 from .prior import ScorePrior
 
 DEFAULT_LEVELS = 8
-DEFAULT_PROBES = 2
+DEFAULT_PROBES = 1
 
 
 @dataclasses.dataclass(frozen=True)
