@@ -42,6 +42,19 @@ def frame_error(estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return diff.square().mean(dim=(1, 2))[0]
 
 
+def paired_differences(columns: dict[str, list[dict]], names: list[str]) -> str:
+    """Per-item differences of each ensemble against the deterministic result, mean ± 95 % CI."""
+    lines = ["| paired difference | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for column in (c for c in columns if c.startswith("K = ")):
+        cells = []
+        for m in names:
+            diffs = [a[m] - b[m] for a, b in zip(columns[column], columns["deterministic"], strict=True)]
+            mean, half = M.mean_ci(diffs)
+            cells.append(f"{mean:+.3f} ± {half:.3f}")
+        lines.append(f"| {column} − deterministic | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus")
@@ -92,6 +105,7 @@ def main() -> None:
             mean, half = M.mean_ci([s[m] for s in scores])
             cells.append(f"{mean:.3f} ± {half:.3f}")
         print(f"| {column} | " + " | ".join(cells) + " |")
+    print(paired_differences(columns, names))
     mean, half = M.mean_ci(correlation)
     print(f"disagreement (K = {args.members[-1]}) vs predictor error per frame: Pearson r = {mean:.3f} ± {half:.3f}")
     if args.json:

@@ -237,7 +237,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         prior.config.sample_rate,
     )
     failed: list[str] = []
-    done = skipped = 0
+    skipped = 0
     bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)
     for f, rel in bar:
         try:
@@ -258,7 +258,6 @@ def _run_refine(args: argparse.Namespace) -> int:
             tqdm.write(f"sips: error: {message}", file=sys.stderr)
             failed.append(str(f))
             continue
-        done += 1
         for path in written:
             tqdm.write(str(path))
     if skipped:
