@@ -95,13 +95,13 @@ def quality(
     Returns:
         A :class:`QualityScore` for ``[T]``, a list of them for ``[B, T]``.
     """
-    from .refine import _as_batch, _check_rate, default_prior
+    from .refine import as_batch, check_rate, default_prior  # the tensor-input checks refine uses
 
     if levels < 1 or probes < 1 or chunk_seconds <= 0:
         raise OptionError("levels and probes must be at least 1 and chunk_seconds positive.")
-    wav, _ = _as_batch(audio)
+    wav, _ = as_batch(audio)
     prior = prior if prior is not None else default_prior()
-    _check_rate(sample_rate, prior)
+    check_rate(sample_rate, prior)
     run_device = torch.device(device) if device is not None else wav.device
     prior = prior.to(run_device)
     wav = wav / wav.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)

@@ -114,9 +114,9 @@ def refine(
         also the disagreement ``[n_src, N]`` or ``[B, n_src, N]`` (``N = 1 + T // 128`` frames).
     """
     predictor = as_predictor(predictor)
-    wav, restore = _as_batch(mixture)
+    wav, restore = as_batch(mixture)
     prior = prior if prior is not None else default_prior()
-    _check_rate(sample_rate, prior)
+    check_rate(sample_rate, prior)
     options = RefineOptions(
         steps=steps,
         kappa=kappa,
@@ -179,7 +179,7 @@ def refine_estimates(
         ``[n_src, T]`` or ``[B, n_src, T]``, the type of ``mixture`` (and the disagreement with
         ``return_uncertainty``, as in :func:`refine`).
     """
-    wav, restore = _as_batch(mixture)
+    wav, restore = as_batch(mixture)
     est, _ = _as_tensor(estimates, "estimates")
     single = mixture.ndim if isinstance(mixture, np.ndarray) else mixture.dim()
     if est.dim() == single:
@@ -193,7 +193,7 @@ def refine_estimates(
     if est.shape[0] != wav.shape[0]:
         raise AudioError(f"estimates have batch size {est.shape[0]} but the mixture {wav.shape[0]}.")
     prior = prior if prior is not None else default_prior()
-    _check_rate(sample_rate, prior)
+    check_rate(sample_rate, prior)
     est = match_length(est.to(wav.device, torch.float32), wav.shape[-1])
     if not torch.isfinite(est).all():
         raise AudioError("The estimates contain NaN or infinite values.")
@@ -576,7 +576,8 @@ def match_length(estimates: torch.Tensor, length: int) -> torch.Tensor:
     return estimates
 
 
-def _check_rate(sample_rate: int | None, prior: ScorePrior) -> None:
+def check_rate(sample_rate: int | None, prior: ScorePrior) -> None:
+    """A ``sample_rate`` other than the prior's is an error that says how to resample."""
     if sample_rate is not None and int(sample_rate) != prior.config.sample_rate:
         raise SampleRateError(
             f"The mixture is at {sample_rate} Hz but the prior works at {prior.config.sample_rate} Hz; resample it first "
@@ -596,7 +597,7 @@ def _as_tensor(data: ArrayLike, what: str) -> tuple[torch.Tensor, bool]:
     raise AudioError(f"The {what} must be a torch tensor or a numpy array, got {type(data).__name__}.")
 
 
-def _as_batch(mixture: ArrayLike):
+def as_batch(mixture: ArrayLike):
     """``[T] | [B, T]`` -> (``[B, T]`` float32 tensor, function restoring type/shape of outputs)."""
     wav, is_numpy = _as_tensor(mixture, "mixture")
     if wav.dim() not in (1, 2):
