@@ -232,19 +232,15 @@ def _run_refine(args: argparse.Namespace) -> int:
         raise OptionError("--ensemble needs --kappa > 0: with kappa 0 every member is the same trajectory.")
     from .refine import RefineOptions, check_options
 
-    check_options(
-        RefineOptions(**{k: v for k, v in settings.items() if k not in ("channels", "allow_clipping")}),
-        prior.config.sample_rate,
-    )
+    checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping")}
+    check_options(RefineOptions(**{**checked, "device": device or "cpu"}), prior.config.sample_rate)
     failed: list[str] = []
     skipped = 0
     bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)
     for f, rel in bar:
         try:
-            estimates = None if predictor is None else []
-            if predictor is None:
-                estimates = _estimate_files(Path(args.estimates), rel)
-            n_src = len(estimates) if predictor is None else predictor.n_src
+            estimates = _estimate_files(Path(args.estimates), rel) if predictor is None else []
+            n_src = predictor.n_src if predictor is not None else len(estimates)
             expected = _safe_outputs(out_dir, rel, n_src, inputs)
             if not args.overwrite and all(p.is_file() for p in expected):
                 skipped += 1
