@@ -23,6 +23,29 @@ def _adapter_tests_use_one_thread(request):
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def small_prior():
+    """A tiny prior with non-zero output gains (its corrections are large and not speech-aware)."""
+    import sips
+
+    torch.manual_seed(0)
+    prior = sips.ScorePrior(
+        model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(), logvar_channels=8
+    )
+    for p in prior.parameters():
+        if p.dim() == 0:
+            p.data.fill_(0.3)
+    return prior.eval()
+
+
+@pytest.fixture(scope="module")
+def zero_prior():
+    """A prior whose output is exactly zero (out_gain = 0): refinement must return the estimate."""
+    import sips
+
+    return sips.ScorePrior(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=()).eval()
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():

@@ -16,24 +16,6 @@ from conftest import noisy, speech_like
 RATE = 16000
 
 
-@pytest.fixture(scope="module")
-def zero_prior():
-    """Output exactly zero (out_gain = 0): each window's refinement returns its estimate."""
-    return sips.ScorePrior(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=()).eval()
-
-
-@pytest.fixture(scope="module")
-def small_prior():
-    torch.manual_seed(0)
-    prior = sips.ScorePrior(
-        model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(), logvar_channels=8
-    )
-    for p in prior.parameters():
-        if p.dim() == 0:
-            p.data.fill_(0.3)
-    return prior.eval()
-
-
 @pytest.mark.parametrize(("length", "window", "overlap"), [(100, 40, 10), (101, 40, 10), (40, 40, 10), (75, 40, 39)])
 def test_windows_cover_the_signal_and_weights_sum_to_one(length, window, overlap):
     starts = chunks.window_starts(length, window, overlap)

@@ -10,18 +10,6 @@ from conftest import noisy, speech_like
 
 
 @pytest.fixture(scope="module")
-def small_prior():
-    torch.manual_seed(0)
-    prior = sips.ScorePrior(
-        model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(), logvar_channels=8
-    )
-    for p in prior.parameters():
-        if p.dim() == 0:
-            p.data.fill_(0.3)
-    return prior.eval()
-
-
-@pytest.fixture(scope="module")
 def mixture():
     return noisy(speech_like(1.0, seed=2), 5.0)
 

@@ -8,24 +8,6 @@ from sips.errors import AdapterError, AudioError, LengthMismatchError, SampleRat
 from conftest import noisy, speech_like
 
 
-@pytest.fixture(scope="module")
-def small_prior():
-    torch.manual_seed(0)
-    prior = sips.ScorePrior(
-        model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(), logvar_channels=8
-    )
-    for p in prior.parameters():
-        if p.dim() == 0:
-            p.data.fill_(0.3)
-    return prior.eval()
-
-
-@pytest.fixture(scope="module")
-def zero_prior():
-    """A prior whose output is exactly zero (out_gain = 0): refinement must return the estimate."""
-    return sips.ScorePrior(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=()).eval()
-
-
 def test_refine_with_wiener_keeps_length_and_shape(small_prior, signal_pair):
     _, mixture = signal_pair
     out = sips.refine(sips.load_predictor("wiener"), mixture, prior=small_prior, steps=4)
