@@ -113,26 +113,11 @@ def refine(
         ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``; with ``return_uncertainty``
         also the disagreement ``[n_src, N]`` or ``[B, n_src, N]`` (``N = 1 + T // 128`` frames).
     """
+    options = _options(locals())
     predictor = as_predictor(predictor)
     wav, restore = as_batch(mixture)
     prior = prior if prior is not None else default_prior()
     check_rate(sample_rate, prior)
-    options = RefineOptions(
-        steps=steps,
-        kappa=kappa,
-        method=method,
-        seed=seed,
-        device=device,
-        progress=progress,
-        chunk_seconds=chunk_seconds,
-        overlap_seconds=overlap_seconds,
-        chunk_batch=chunk_batch,
-        dtype=dtype,
-        compile=compile,
-        ensemble=ensemble,
-        ensemble_reduce=ensemble_reduce,
-        uncertainty=return_uncertainty,
-    )
     collect = _Collector()
     refine_stream(
         lambda a, b: wav[:, a:b],
@@ -179,6 +164,7 @@ def refine_estimates(
         ``[n_src, T]`` or ``[B, n_src, T]``, the type of ``mixture`` (and the disagreement with
         ``return_uncertainty``, as in :func:`refine`).
     """
+    options = _options(locals())
     wav, restore = as_batch(mixture)
     est, _ = _as_tensor(estimates, "estimates")
     single = mixture.ndim if isinstance(mixture, np.ndarray) else mixture.dim()
@@ -197,22 +183,6 @@ def refine_estimates(
     est = match_length(est.to(wav.device, torch.float32), wav.shape[-1])
     if not torch.isfinite(est).all():
         raise AudioError("The estimates contain NaN or infinite values.")
-    options = RefineOptions(
-        steps=steps,
-        kappa=kappa,
-        method=method,
-        seed=seed,
-        device=device,
-        progress=progress,
-        chunk_seconds=chunk_seconds,
-        overlap_seconds=overlap_seconds,
-        chunk_batch=chunk_batch,
-        dtype=dtype,
-        compile=compile,
-        ensemble=ensemble,
-        ensemble_reduce=ensemble_reduce,
-        uncertainty=return_uncertainty,
-    )
     collect = _Collector()
     refine_stream(
         lambda a, b: wav[:, a:b],
@@ -246,6 +216,14 @@ class RefineOptions:
     uncertainty: bool = False
 
 
+def _options(arguments: dict[str, Any]) -> RefineOptions:
+    """The :class:`RefineOptions` among the keyword arguments of :func:`refine` /
+    :func:`refine_estimates` (``return_uncertainty`` is the ``uncertainty`` field)."""
+    names = {f.name for f in dataclasses.fields(RefineOptions)}
+    chosen = {k: v for k, v in arguments.items() if k in names}
+    return RefineOptions(**chosen, uncertainty=arguments["return_uncertainty"])
+
+
 class _Collector:
     """Gathers the blocks :func:`refine_stream` writes (and the disagreement blocks)."""
 
@@ -276,8 +254,7 @@ def peak_scale(wav: torch.Tensor) -> torch.Tensor:
 def check_options(options: RefineOptions, rate: int) -> None:
     """Raise :class:`OptionError` with one sentence if ``options`` cannot run at ``rate`` Hz."""
     if options.chunk_seconds is not None:
-        window = round(options.chunk_seconds * rate)
-        overlap = round(options.overlap_seconds * rate)
+        window, overlap = _window_samples(options, rate)
         if window <= spectral.N_FFT or overlap < 0 or overlap >= window:
             raise OptionError(
                 f"chunk_seconds ({options.chunk_seconds}) must exceed {spectral.N_FFT / rate:.3f} s and "
@@ -295,13 +272,17 @@ def check_options(options: RefineOptions, rate: int) -> None:
     _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
 
 
+def _window_samples(options: RefineOptions, rate: int) -> tuple[int, int]:
+    """The window and its overlap in samples at ``rate`` Hz."""
+    return round(options.chunk_seconds * rate), round(options.overlap_seconds * rate)
+
+
 def _window_plan(length: int, rate: int, options: RefineOptions) -> tuple[list[int], int, int]:
     """(window starts, window size, overlap) in samples for an input of ``length`` samples."""
     check_options(options, rate)
     if options.chunk_seconds is None:
         return [0], length, 0
-    window = round(options.chunk_seconds * rate)
-    overlap = round(options.overlap_seconds * rate)
+    window, overlap = _window_samples(options, rate)
     starts = chunks.window_starts(length, window, overlap)
     return starts, min(window, length), overlap
 
