@@ -7,7 +7,7 @@ to the prior's rate with soxr (VHQ) into a temporary float file, refined window 
 output keeps the input's rate, channel count and, where the format allows, its subtype (PCM
 16/24/32, float, Vorbis, ...). All outputs of one input (one per source) appear together at the
 end: each is written to a temporary file beside its target and renamed only when all are
-complete, so an interruption leaves no partial output. Peak memory depends on the window, not on
+complete (:func:`sips._atomic.atomic_paths`), so an interruption leaves no partial output. Peak memory depends on the window, not on
 the file's length.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 
 from . import audio, spectral
-from ._atomic import default_file_mode
+from ._atomic import atomic_paths
 from .errors import AudioError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
@@ -119,27 +119,6 @@ def _output_subtype(path: Path, subtype: str) -> str | None:
     return subtype if sf.check_format(fmt, subtype) else None
 
 
-@contextlib.contextmanager
-def _commit_together(paths: list[Path]) -> Iterator[list[Path]]:
-    """Temporary paths beside ``paths``; all are renamed onto their targets only on success."""
-    temps = []
-    try:
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-            os.close(fd)
-            temps.append(Path(tmp))
-        yield temps
-        for tmp, path in zip(temps, paths, strict=True):
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
-
-
 def _write_outputs(sources: list[Path], out_path: Path, rate: int, converted: _Converted) -> list[Path]:
     """Resample each refined source (a float WAV at ``rate``) back to the input's rate and format."""
     paths = output_paths(out_path, len(sources))
@@ -154,7 +133,7 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
     out_path = paths[0]
     subtype = _output_subtype(out_path, converted.subtype)
     clip = (subtype or "").startswith("PCM") or audio.format_for(out_path) in ("OGG",)
-    with _commit_together(paths) as temps:
+    with atomic_paths(paths) as temps:
         for source, tmp in zip(sources, temps, strict=True):
             with (
                 sf.SoundFile(source) as src,
