@@ -38,6 +38,20 @@ def _log_spectrogram(x, n_fft: int, hop: int) -> np.ndarray:
     return 20 * torch.log10(mag.clamp(min=1e-10)).numpy()
 
 
+def _show(ax, spec: np.ndarray, hop: int, sample_rate: int, top: float, floor_db: float, cmap: str):
+    """Draw a dB spectrogram on ``ax`` with time (s) and frequency (kHz) axes; returns the image."""
+    seconds = spec.shape[1] * hop / sample_rate
+    return ax.imshow(
+        spec,
+        origin="lower",
+        aspect="auto",
+        vmin=top + floor_db,
+        vmax=top,
+        cmap=cmap,
+        extent=(0, seconds, 0, sample_rate / 2000),
+    )
+
+
 def spectrograms(
     signals: Mapping[str, torch.Tensor | np.ndarray],
     sample_rate: int = 16000,
@@ -60,16 +74,7 @@ def spectrograms(
     top = max(float(s.max()) for s in specs.values())
     fig, axes = plt.subplots(1, len(specs), figsize=(3.2 * len(specs), 3.0), sharey=True, squeeze=False)
     for ax, (name, spec) in zip(axes[0], specs.items(), strict=True):
-        seconds = spec.shape[1] * hop / sample_rate
-        image = ax.imshow(
-            spec,
-            origin="lower",
-            aspect="auto",
-            vmin=top + floor_db,
-            vmax=top,
-            cmap="magma",
-            extent=(0, seconds, 0, sample_rate / 2000),
-        )
+        image = _show(ax, spec, hop, sample_rate, top, floor_db, "magma")
         ax.set_title(name)
         ax.set_xlabel("time (s)")
     axes[0][0].set_ylabel("frequency (kHz)")
@@ -127,17 +132,8 @@ def uncertainty(
     plt = _pyplot()
     spec = _log_spectrogram(refined, 512, 128)
     seconds = spec.shape[1] * 128 / sample_rate
-    top = float(spec.max())
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
-    ax.imshow(
-        spec,
-        origin="lower",
-        aspect="auto",
-        vmin=top + floor_db,
-        vmax=top,
-        cmap="gray_r",
-        extent=(0, seconds, 0, sample_rate / 2000),
-    )
+    _show(ax, spec, 128, sample_rate, float(spec.max()), floor_db, "gray_r")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (kHz)")
     curve = np.asarray(disagreement, dtype=np.float64).reshape(-1)
