@@ -63,7 +63,7 @@ def speech_like(seconds: float, rate: int = 16000) -> torch.Tensor:
 
 def calls(steps: int, method: str) -> int:
     """Network calls of the ODE sampler (t = 0 and t = 1 need none, as gamma_dot vanishes there)."""
-    return steps - 1 if method == "euler" else 2 * steps - 2
+    return sips.sampler.nfe(steps, method)
 
 
 def timing(args) -> None:

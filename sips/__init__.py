@@ -7,7 +7,7 @@ model::
     out = sips.refine(sips.load_predictor("wiener"), mixture, sample_rate=16000)
 """
 
-from . import spectral
+from . import defaults, scaling, spectral
 from ._version import __version__
 from .errors import (
     AdapterError,
@@ -52,6 +52,7 @@ __all__ = [
     "available_priors",
     "available_adapters",
     "convert_official",
+    "defaults",
     "load_predictor",
     "load_prior",
     "push_prior",
@@ -60,6 +61,7 @@ __all__ = [
     "refine_estimates",
     "register_adapter",
     "sample",
+    "scaling",
     "spectral",
     "train",
 ]

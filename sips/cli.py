@@ -43,6 +43,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attn-resolutions", type=_ints, default=(), help="e.g. 16 (the lowest level always has one)")
     p.add_argument("--channels-per-head", type=int, default=64)
     p.add_argument("--logvar-channels", type=int, default=32)
+    p.add_argument(
+        "--augment",
+        default="none",
+        choices=("none", "voice"),
+        help="perturbation of each crop: none, or voice (speed/pitch 0.88-1.12, tilt, one EQ band); default none",
+    )
+    p.add_argument("--init", default=None, help="prior whose weights start a new run (same architecture)")
     p.add_argument("--export", default=None, help="after training, write the EMA weights as a prior folder here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
@@ -83,6 +90,8 @@ def _run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         progress=not args.no_progress,
+        augment=args.augment,
+        init=args.init,
     )
     summary = train(cfg, prior_cfg)
     if args.export:
@@ -111,10 +120,30 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prior", default=None, help="prior folder, catalog name or Hub repo id[@revision] (default: embedded)"
     )
-    p.add_argument("--steps", type=int, default=15)
-    p.add_argument("--kappa", type=float, default=0.0)
-    p.add_argument("--method", default="euler", choices=("euler", "heun"))
-    p.add_argument("--seed", type=int, default=0)
+    from .defaults import RESCALE_MODES
+    from .defaults import SAMPLER as DEFAULTS
+
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"sampler steps N; default {DEFAULTS['steps']}")
+    p.add_argument(
+        "--kappa",
+        type=float,
+        default=DEFAULTS["kappa"],
+        help=f"stochasticity of the sampler (0: deterministic ODE); default {DEFAULTS['kappa']}",
+    )
+    p.add_argument(
+        "--method",
+        default=DEFAULTS["method"],
+        choices=("euler", "heun"),
+        help=f"euler (Euler-Maruyama) or heun (2nd-order ODE, kappa 0); default {DEFAULTS['method']}",
+    )
+    p.add_argument(
+        "--rescale",
+        default=DEFAULTS["rescale"],
+        choices=RESCALE_MODES,
+        help="bring the estimates to the mixture's scale and sign before refining: gain (least-squares gains "
+        "per source), none, or auto (gain for separators; see the README); default auto",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the injected noise (kappa > 0); default 0")
     p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1")
     p.add_argument("--channels", default="each", choices=("each", "mix"), help="refine each channel, or a mono mix")
     p.add_argument("--allow-clipping", action="store_true", help="refine clipped inputs instead of refusing them")
@@ -125,7 +154,12 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="the prior network's precision"
     )
     p.add_argument("--compile", action="store_true", help="run the prior network through torch.compile")
-    p.add_argument("--ensemble", type=int, default=1, help="stochastic trajectories per source (needs --kappa > 0)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=DEFAULTS["ensemble"],
+        help=f"stochastic trajectories per source (needs --kappa > 0); default {DEFAULTS['ensemble']}",
+    )
     p.add_argument("--ensemble-reduce", default="mean", choices=("mean", "median"), help="how members are combined")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     p.set_defaults(func=_run_refine)
@@ -216,6 +250,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         steps=args.steps,
         kappa=args.kappa,
         method=args.method,
+        rescale=args.rescale,
         seed=args.seed,
         device=device,
         channels=args.channels,

@@ -21,6 +21,21 @@ from . import audio as audio_io
 from . import spectral
 from .errors import TrainingError
 
+# Speaker-disjoint evaluation on the development corpus. Every training run (priors and
+# predictors) draws speech only from TRAIN_SOURCES, the permissively licensed sources (festvox_ru:
+# 1 male Russian voice; Asterisk: 4 female voices in en/es/fr/ru). The held-out voices are Tux
+# Paint volunteer recordings (GPL-2+ audio: used for measurement only, never for shipped weights),
+# whole voices with all their files. Gender from the median F0 of voiced frames (Asterisk women
+# 198-216 Hz, the festvox man 136 Hz with the same estimator):
+#   test  (bench tables):  bg (Bulgarian, m, 118 Hz), ru (Russian, m, 133 Hz),
+#                          el (Greek, f, 209 Hz), ro (Romanian, f, 242 Hz)
+#   valid (sweeps, prior validation loss):  be (Belarusian, f, 246 Hz), ca (Catalan, m/mixed,
+#                          154 Hz), fr (French, mixed, 191 Hz), da (Danish, mixed, 148 Hz)
+TRAIN_SOURCES = ("festvox_ru", "asterisk")
+TEST_VOICES = ("tuxpaint_bg", "tuxpaint_ru", "tuxpaint_el", "tuxpaint_ro")
+VALID_VOICES = ("tuxpaint_be", "tuxpaint_ca", "tuxpaint_fr", "tuxpaint_da")
+SPLITS = ("train", "valid", "test")
+
 
 class ClipBank:
     """Clean speech held in memory: every file resampled to 16 kHz mono, cropped at random.
@@ -76,6 +91,25 @@ def _folders(root: Path, sources: Sequence[str] | None) -> list[Path]:
     return found
 
 
+def voice_folders(
+    corpus: str | os.PathLike, splits: str | Sequence[str], sources: Sequence[str] | None = None
+) -> dict[str, list[Path]]:
+    """``{speaker: [folder per split]}`` of the speakers whose names start with one of ``sources``,
+    over one or several corpus ``splits`` (a held-out voice takes all its files: ``SPLITS``)."""
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    voices: dict[str, list[Path]] = {}
+    for split in splits:
+        root = Path(corpus) / "clean" / split
+        if not root.is_dir():
+            raise TrainingError(f"Corpus folder not found: {root}.")
+        for p in sorted(root.iterdir()):
+            if p.is_dir() and (not sources or p.name.startswith(tuple(sources))):
+                voices.setdefault(p.name, []).append(p)
+    if not voices:
+        raise TrainingError(f"No folders of the sources {', '.join(sources or ['any'])} under {corpus}/clean.")
+    return dict(sorted(voices.items()))
+
+
 def snr_scale(speech: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
     """Gain ``[n, 1]`` for ``noise`` ``[n, T]`` so that ``speech`` ``[n, T]`` is at ``snr_db`` ``[n]``."""
     p_s = speech.square().mean(dim=-1, keepdim=True)
@@ -88,7 +122,8 @@ class MixtureBank:
 
     Args:
         corpus: the corpus root (with ``clean/`` and ``noise/``).
-        split: ``"train"``, ``"valid"`` or ``"test"``.
+        split: ``"train"``, ``"valid"`` or ``"test"``, or several of them (a speaker's files of
+            all of them are pooled, e.g. ``SPLITS`` for held-out voices).
         sources: speaker-folder prefixes to use (``None``: all).
         noise_split: split of the noise (the development corpus has no ``noise/valid``).
         noise_sources: noise-folder prefixes (``None``: all).
@@ -97,14 +132,16 @@ class MixtureBank:
     def __init__(
         self,
         corpus: str | os.PathLike,
-        split: str,
+        split: str | Sequence[str],
         sources: Sequence[str] | None = None,
         noise_split: str | None = None,
         noise_sources: Sequence[str] | None = None,
     ) -> None:
         root = Path(corpus)
-        self.speakers = {p.name: ClipBank([p]) for p in _folders(root / "clean" / split, sources)}
+        self.speakers = {name: ClipBank(dirs) for name, dirs in voice_folders(root, split, sources).items()}
         self.names = list(self.speakers)
+        if noise_split is None and not isinstance(split, str):
+            raise TrainingError("Pass noise_split= when the speech pools several splits.")
         noise_root = root / "noise" / (noise_split or split)
         self.noise = ClipBank(_folders(noise_root, noise_sources)) if noise_root.is_dir() else None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -32,18 +33,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import chunks, spectral
+from . import chunks, defaults, scaling, spectral
 from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
-from .sampler import sample
+from .sampler import METHODS, sample
 
 ArrayLike = torch.Tensor | np.ndarray
 LENGTH_TOLERANCE = spectral.N_FFT
 PEAK_FLOOR = 1e-8
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP_SECONDS = 1.0
+DEFAULT_STEPS = defaults.STEPS
+DEFAULT_METHOD = defaults.METHOD
+DEFAULT_KAPPA = defaults.KAPPA
+DEFAULT_ENSEMBLE = defaults.ENSEMBLE
+DEFAULT_RESCALE = defaults.RESCALE
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,9 +68,10 @@ def refine(
     *,
     prior: ScorePrior | None = None,
     sample_rate: int | None = None,
-    steps: int = 15,
-    kappa: float = 0.0,
-    method: str = "euler",
+    steps: int = DEFAULT_STEPS,
+    kappa: float = DEFAULT_KAPPA,
+    method: str = DEFAULT_METHOD,
+    rescale: str = DEFAULT_RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -73,7 +80,7 @@ def refine(
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
     compile: bool | str = False,
-    ensemble: int = 1,
+    ensemble: int = DEFAULT_ENSEMBLE,
     ensemble_reduce: str = "mean",
     return_uncertainty: bool = False,
 ) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
@@ -89,6 +96,10 @@ def refine(
         steps: number of sampler steps N.
         kappa: stochasticity (0: the deterministic ODE of the published system).
         method: ``"euler"`` (Euler–Maruyama) or ``"heun"`` (ODE only).
+        rescale: how the estimates are brought to the mixture's scale and sign before the drift
+            is formed (:mod:`sips.scaling`): ``"gain"`` (least-squares gains per source, jointly
+            fitting the mixture; a negative gain flips the sign), ``"none"``, or ``"auto"``
+            (``"gain"`` for separators, ``sips.scaling.AUTO_ENHANCEMENT`` for enhancers).
         seed: seeds the injected noise when ``kappa > 0`` (``None``: torch's global RNG).
         device: where the prior runs (default: the mixture's device).
         progress: show a progress bar (over windows for long inputs, else over steps).
@@ -137,9 +148,10 @@ def refine_estimates(
     *,
     prior: ScorePrior | None = None,
     sample_rate: int | None = None,
-    steps: int = 15,
-    kappa: float = 0.0,
-    method: str = "euler",
+    steps: int = DEFAULT_STEPS,
+    kappa: float = DEFAULT_KAPPA,
+    method: str = DEFAULT_METHOD,
+    rescale: str = DEFAULT_RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -148,7 +160,7 @@ def refine_estimates(
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
     compile: bool | str = False,
-    ensemble: int = 1,
+    ensemble: int = DEFAULT_ENSEMBLE,
     ensemble_reduce: str = "mean",
     return_uncertainty: bool = False,
 ) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
@@ -200,9 +212,10 @@ def refine_estimates(
 class RefineOptions:
     """The sampler and windowing settings of one refinement (see :func:`refine`)."""
 
-    steps: int = 15
-    kappa: float = 0.0
-    method: str = "euler"
+    steps: int = DEFAULT_STEPS
+    kappa: float = DEFAULT_KAPPA
+    method: str = DEFAULT_METHOD
+    rescale: str = DEFAULT_RESCALE
     seed: int | None = None
     device: str | torch.device | None = None
     progress: bool = False
@@ -211,7 +224,7 @@ class RefineOptions:
     chunk_batch: int = 1
     dtype: torch.dtype | None = None
     compile: bool | str = False
-    ensemble: int = 1
+    ensemble: int = DEFAULT_ENSEMBLE
     ensemble_reduce: str = "mean"
     uncertainty: bool = False
 
@@ -268,6 +281,18 @@ def check_options(options: RefineOptions, rate: int) -> None:
         raise OptionError(f"ensemble_reduce must be 'mean' or 'median', not {options.ensemble_reduce!r}.")
     if not isinstance(options.steps, int) or options.steps < 1:
         raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
+    if options.method not in METHODS:
+        raise OptionError(f"method must be one of {', '.join(map(repr, METHODS))}, not {options.method!r}.")
+    if (
+        isinstance(options.kappa, bool)
+        or not isinstance(options.kappa, int | float)
+        or not math.isfinite(options.kappa)
+        or options.kappa < 0
+    ):
+        raise OptionError(f"kappa must be a finite number >= 0, got {options.kappa!r}.")
+    if options.method == "heun" and options.kappa > 0:
+        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+    scaling.check(options.rescale)
     # without a device the mixture's decides, at run time
     _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
 
@@ -356,6 +381,7 @@ def refine_stream(
             est = _predict(predictor, segments)
             if est.shape[2] > 1:
                 est, previous = _order_sources(est, group_starts, size, previous)
+        est = scaling.rescale(est, segments, options.rescale)
         seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
         refined, spread = _sample_windows(
             segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device

@@ -35,6 +35,17 @@ NoiseSampler = Callable[[int, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun")
 
 
+def nfe(steps: int, method: str = "euler", kappa: float = 0.0) -> int:
+    """Number of network calls (NFE) of one trajectory of :func:`sample`.
+
+    The deterministic ODE needs no call at ``t = 0`` and ``t = 1``, where ``gamma_dot`` vanishes:
+    Euler makes ``steps - 1`` calls, Heun ``2 * steps - 2``. With ``kappa > 0`` Euler–Maruyama
+    also calls the network at ``t = 0``: ``steps`` calls."""
+    if method == "heun":
+        return 2 * steps - 2
+    return steps if kappa > 0 else steps - 1
+
+
 def sample(
     denoiser: Denoiser,
     y: torch.Tensor,

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from . import spectral
 from ._atomic import atomic_path, write_text
+from .augment import AUGMENTATIONS
 from .corpus import ClipBank
 from .errors import TrainingError
 from .interpolant import corrupt
@@ -43,6 +44,10 @@ class TrainConfig:
     ``segment_samples`` defaults to 127 hops (128 frames, one second at 16 kHz).
     ``lr`` is reached after ``warmup_steps`` and decays as ``1 / sqrt(step / decay_steps)`` once
     ``step > decay_steps``. ``max_minutes`` stops the run (resumably) after that much wall time.
+    ``augment`` names an entry of :data:`sips.augment.AUGMENTATIONS` (``"none"`` or ``"voice"``:
+    speed/pitch, tilt and EQ perturbation of every training crop). ``init`` is a prior (folder,
+    catalog name or Hub id, as for :func:`sips.load_prior`) whose weights start a new run; its
+    architecture must be the one trained. A run that has a checkpoint resumes from it instead.
     """
 
     train_dirs: Sequence[str]
@@ -63,6 +68,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     progress: bool = True
+    augment: str = "none"
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -137,8 +144,13 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     bank = ClipBank(cfg.train_dirs)
     validator = _Validator(ClipBank(cfg.valid_dirs), cfg, prior_cfg) if cfg.valid_dirs and rank == 0 else None
 
+    if cfg.augment not in AUGMENTATIONS:
+        raise TrainingError(f"Unknown augmentation {cfg.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+    augment = AUGMENTATIONS[cfg.augment]
     torch.manual_seed(cfg.seed)  # identical initialisation on every rank
     net = ScorePrior(prior_cfg).train()
+    if cfg.init is not None and not (out_dir / CHECKPOINT_NAME).is_file():
+        _load_init(net, cfg.init, prior_cfg)
     net.normalize_weights_()
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
@@ -190,7 +202,11 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     while state["step"] < cfg.max_steps and not stop:
         step = state["step"]
         g = _step_generator(cfg.seed, rank, step)
-        wav = bank.crops(cfg.batch_size, cfg.segment_samples, g, cfg.gain_db)
+        if augment is None:
+            wav = bank.crops(cfg.batch_size, cfg.segment_samples, g, cfg.gain_db)
+        else:
+            wav = bank.crops(cfg.batch_size, augment.source_length(cfg.segment_samples), g, cfg.gain_db)
+            wav = augment(wav, cfg.segment_samples, g)
         spec = spectral.encode(wav)
         t = torch.rand(cfg.batch_size, generator=g)
         z = torch.randn(spec.shape, generator=g)
@@ -242,6 +258,16 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     if rank == 0:
         write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _load_init(net: ScorePrior, name: str, prior_cfg: PriorConfig) -> None:
+    """Copy the weights of the prior ``name`` into ``net`` (same architecture required)."""
+    from .prior import load_prior
+
+    start = load_prior(name)
+    if start.config.to_dict() != prior_cfg.to_dict():
+        raise TrainingError(f"The prior {name} has another network configuration than the one to train.")
+    net.load_state_dict(start.state_dict(), strict=True)
 
 
 def export(
