@@ -1,10 +1,11 @@
-"""Ensemble refinement on the corpus' test split: quality of K = 1, 4, 8 stochastic members against
+"""Ensemble refinement on the held-out test voices: quality of K = 1, 4, 8 stochastic members against
 the deterministic result, and whether the members' disagreement marks the predictor's errors.
 
     python benchmarks/ensemble_eval.py CORPUS [--items 12] [--seconds 4] [--predictor semamba]
         [--steps 15] [--kappa 0.3] [--members 1 4 8] [--plot F.png] [--json F]
 
-The test set is ``bench.py``'s enhancement set (clean test speech with test noise at -5..15 dB).
+The test set is ``bench.py``'s enhancement set (speech of the held-out test voices, which no
+shipped weights were trained on, with test noise at -5..15 dB).
 For each item:
 - the deterministic refinement (``kappa = 0``);
 - ``K``-member ensembles (``kappa``, seed 0, mean of the members' encoded states).

@@ -7,7 +7,8 @@ and quality against the number of network calls (NFE) for Euler and Heun.
 Timing part: synthetic speech-like input (the numbers do not depend on the content); one warm-up
 call first. Peak RSS is sampled every 5 ms while each run is in flight (resident memory of the
 whole process, so it includes the loaded models). NFE part: a small fixed enhancement subset of
-the corpus' test split (as in bench.py), SI-SDR and DNSMOS OVRL of the refined output for each
+the held-out validation voices (bench.py's enhancement set with ``voices="valid"``; the
+test voices stay untouched for the tables), SI-SDR and DNSMOS OVRL of the refined output for each
 method and step count; the question is how few network calls reach the 15-step Euler result.
 """
 
@@ -102,7 +103,7 @@ def nfe(args) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench import enhancement_set
 
-    data = enhancement_set(args.nfe_corpus, args.nfe_items, int(4 * 16000))
+    data = enhancement_set(args.nfe_corpus, args.nfe_items, int(4 * 16000), "valid")
     predictor = sips.load_predictor(args.predictor)
     estimates = [predictor(mix[None])[0] for mix, _ in data]
     results: dict[str, dict[str, list[tuple[int, float]]]] = {"si_sdr": {}, "dnsmos_ovrl": {}}

@@ -1,12 +1,13 @@
-"""Does the prior's quality score track quality? Ordering and correlation on the corpus' test split.
+"""Does the prior's quality score track quality? Ordering and correlation on the held-out test voices.
 
     python benchmarks/quality_validation.py CORPUS [--items 20] [--seconds 4] [--predictor semamba]
         [--steps 15] [--json F]
 
-For each of ``items`` clean test utterances (fixed seed), the degraded versions are:
+For each of ``items`` clean utterances of the held-out test voices (``sips.corpus.TEST_VOICES``,
+which no shipped weights were trained on; fixed seed), the degraded versions are:
 - the utterance with its test noise at 15, 5 and -5 dB;
 - the predictor's output for each of those;
-- the predictor's output refined by sips (embedded prior, ``--steps``).
+- the predictor's output refined by sips (embedded prior, library defaults unless ``--steps``).
 
 Every version gets the prior's score (``sips.quality``, defaults), DNSMOS OVRL and wide-band PESQ
 against the clean utterance. The script reports:
@@ -28,11 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import ENHANCE_SOURCES  # noqa: E402
 
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
-from sips.corpus import MixtureBank  # noqa: E402
+from sips.corpus import SPLITS, TEST_VOICES, MixtureBank  # noqa: E402
 
 SNRS = (15.0, 5.0, -5.0)
 
@@ -56,15 +56,16 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--predictor", default="semamba")
-    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the library's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bank = MixtureBank(args.corpus, "test", ENHANCE_SOURCES)
+    bank = MixtureBank(args.corpus, SPLITS, TEST_VOICES, noise_split="test")
     g = torch.Generator().manual_seed(7)
     length = int(args.seconds * 16000)
     predictor = sips.load_predictor(args.predictor)
+    steps = {} if args.steps is None else {"steps": args.steps}
     rows = []
     for item in range(args.items):
         mix, clean = bank.noisy(1, length, g, snr_db=(0.0, 0.0))
@@ -76,7 +77,7 @@ def main() -> None:
             est = predictor(noisy[None])[0]
             versions[f"noisy {snr:g} dB"] = noisy
             versions[f"{args.predictor} {snr:g} dB"] = est[0]
-            versions[f"{args.predictor} + sips {snr:g} dB"] = sips.refine_estimates(est, noisy, steps=args.steps)[0]
+            versions[f"{args.predictor} + sips {snr:g} dB"] = sips.refine_estimates(est, noisy, **steps)[0]
         for name, x in versions.items():
             rows.append(
                 {

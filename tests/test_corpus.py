@@ -123,3 +123,44 @@ def test_fit_resume_equals_an_uninterrupted_run(tmp_path):
     assert state["step"] == 40
     for key, value in straight.state_dict().items():
         assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
+
+
+def test_held_out_voices_pool_all_their_splits(corpus):
+    from sips.corpus import voice_folders
+
+    folders = voice_folders(corpus, ("train", "valid"), ["src_a", "other"])
+    assert list(folders) == ["other_c", "src_a"] and all(len(v) == 2 for v in folders.values())
+    bank = MixtureBank(corpus, ("train", "valid"), ["src"], noise_split="train")
+    assert bank.names == ["src_a", "src_b"] and len(bank.speakers["src_a"]) == 4
+    with pytest.raises(TrainingError, match="noise_split"):
+        MixtureBank(corpus, ("train", "valid"), ["src"])
+
+
+def _recipe_sources(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SOURCES" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"no SOURCES in {path}")
+
+
+def test_no_training_recipe_sees_a_held_out_voice():
+    """Speaker-disjoint evaluation: the test and validation voices are never trained on."""
+    import re
+    from pathlib import Path
+
+    from sips.corpus import TEST_VOICES, TRAIN_SOURCES, VALID_VOICES
+
+    root = Path(__file__).resolve().parents[1]
+    held_out = set(TEST_VOICES) | set(VALID_VOICES)
+    assert not set(TEST_VOICES) & set(VALID_VOICES) and len(TEST_VOICES) >= 3
+    assert not any(v.startswith(TRAIN_SOURCES) for v in held_out)
+    recipes = [root / "adapters/semamba/recipes/train_small.py", root / "adapters/asteroid/recipes/train_convtasnet.py"]
+    for recipe in recipes:
+        for source in _recipe_sources(recipe):
+            assert source.startswith(TRAIN_SOURCES), (recipe, source)
+    script = (root / "priors/sips-cpu-16k/train.sh").read_text()
+    trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
+    assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained)

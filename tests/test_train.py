@@ -128,3 +128,32 @@ def test_torchrun_two_processes_and_resume(tmp_path, speech_dir):
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["step"] == 4
     assert [h["step"] for h in ckpt["state"]["history"]] == [2, 4]  # continued, not restarted
+
+
+def test_init_starts_from_a_prior_and_augmented_training_resumes_exactly(tmp_path, speech_dir):
+    prior_cfg = sips.PriorConfig(**TINY)
+    torch.manual_seed(7)
+    start = sips.ScorePrior(prior_cfg)
+    start.normalize_weights_()
+    start.save_pretrained(tmp_path / "start")
+    cfg = _cfg(speech_dir, tmp_path / "zero", 1, init=str(tmp_path / "start"), augment="voice")
+    train(cfg, prior_cfg)  # the first step has learning rate 0 (warm-up): the initial weights stay
+    ckpt = torch.load(tmp_path / "zero" / "checkpoint.pt", weights_only=True)
+    fresh = sips.ScorePrior(prior_cfg).state_dict()  # what a run without init starts from (seed 0)
+    for k, v in ckpt["net"].items():  # equal up to the forced weight normalisation's rounding
+        torch.testing.assert_close(v, start.state_dict()[k], atol=1e-3, rtol=1e-3)
+    assert max(float((v - fresh[k]).abs().max()) for k, v in ckpt["net"].items()) > 0.1
+    straight = train(_cfg(speech_dir, tmp_path / "a", 4, init=str(tmp_path / "start"), augment="voice"), prior_cfg)
+    train(_cfg(speech_dir, tmp_path / "b", 2, init=str(tmp_path / "start"), augment="voice"), prior_cfg)
+    resumed = train(_cfg(speech_dir, tmp_path / "b", 4, init=str(tmp_path / "start"), augment="voice"), prior_cfg)
+    assert straight["valid_last"] == resumed["valid_last"]
+    plain = train(_cfg(speech_dir, tmp_path / "c", 4, init=str(tmp_path / "start")), prior_cfg)
+    assert plain["valid_last"] != straight["valid_last"]  # the augmentation changes the batches
+
+
+def test_init_with_another_architecture_and_unknown_augmentation_are_errors(tmp_path, speech_dir):
+    sips.ScorePrior(sips.PriorConfig(**{**TINY, "model_channels": 8})).save_pretrained(tmp_path / "other")
+    with pytest.raises(TrainingError, match="another network configuration"):
+        train(_cfg(speech_dir, tmp_path / "x", 2, init=str(tmp_path / "other")), sips.PriorConfig(**TINY))
+    with pytest.raises(TrainingError, match="Unknown augmentation 'pitch'"):
+        train(_cfg(speech_dir, tmp_path / "y", 2, augment="pitch"), sips.PriorConfig(**TINY))
