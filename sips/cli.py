@@ -1,6 +1,9 @@
 """The ``sips`` command: ``refine``, ``eval``, ``quality``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
 
-Errors a user can cause print one sentence to stderr and exit with status 2.
+Errors a user can cause print one sentence to stderr and exit with status 2. In a corpus run
+(``refine``, ``eval``, ``quality``) a file that fails for any reason is one line; the run goes on
+and ends with a count of the failures (status 2). Printed paths show bytes that are not UTF-8 as
+``\\xNN``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import OptionError, OutputError, SipsError
+
+
+def _say(text: str, file=None) -> None:
+    """Print one line (to stdout, or ``file``) through tqdm, file names made printable."""
+    from tqdm.auto import tqdm
+
+    from .audio import display
+
+    tqdm.write(display(text), file=file)
+
+
+def _file_error(path: Path, err: Exception) -> str:
+    """One line for a file that failed: a user error's sentence, or the type and text of anything else."""
+    from .audio import display
+
+    if isinstance(err, SipsError):
+        text = str(err)
+    else:
+        text = f"unexpected {type(err).__name__}: {err}"
+    text = " ".join(text.split())
+    return text if display(path) in display(text) else f"{display(path)}: {text}"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -165,25 +189,42 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_refine)
 
 
-def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input file, path relative to the output folder) for every audio file named or found."""
-    from .audio import list_audio
+def _find_audio(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+    """(root, audio file) for every file named or found in a folder; says once what was skipped."""
+    from .audio import display, scan, skipped_note
     from .errors import AudioError
 
-    pairs: dict[Path, Path] = {}
-    out_resolved = out_dir.resolve()
+    found, skipped = [], []
     for item in inputs:
         root = Path(item)
-        if root.is_dir() and root.resolve() == out_resolved:
-            raise OutputError(f"The output folder {out_dir} is also an input; choose another -o.")
-        files = list_audio(root)
+        files, passed = scan(root)
         if not files:
-            raise AudioError(f"No audio files found in {root}.")
-        for f in files:
-            rel = Path(f.name) if root.is_file() else f.relative_to(root)
-            if rel in pairs and pairs[rel] != f:
-                raise SipsError(f"Two inputs would write the same output {rel} ({pairs[rel]} and {f}).")
-            pairs[rel] = f
+            note = skipped_note(passed)
+            raise AudioError(f"No audio files found in {display(root)}" + (f" ({note})." if note else "."))
+        found += [(root, f) for f in files]
+        skipped += passed
+    note = skipped_note(skipped)
+    if note:
+        _say(f"sips: {note}", file=sys.stderr)
+    return found
+
+
+def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input file, path relative to the output folder) for every audio file named or found."""
+    from .audio import display
+
+    out_resolved = out_dir.resolve()
+    for item in inputs:
+        if Path(item).is_dir() and Path(item).resolve() == out_resolved:
+            raise OutputError(f"The output folder {display(out_dir)} is also an input; choose another -o.")
+    pairs: dict[Path, Path] = {}
+    for root, f in _find_audio(inputs):
+        rel = Path(f.name) if root.is_file() else f.relative_to(root)
+        if rel in pairs and pairs[rel] != f:
+            raise SipsError(
+                f"Two inputs would write the same output {display(rel)} ({display(pairs[rel])} and {display(f)})."
+            )
+        pairs[rel] = f
     return [(f, rel) for rel, f in pairs.items()]
 
 
@@ -230,6 +271,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from ._atomic import remove_stale
     from .files import refine_estimate_files, refine_file
     from .predictors import load_predictor
     from .prior import load_prior
@@ -277,6 +319,7 @@ def _run_refine(args: argparse.Namespace) -> int:
             estimates = _estimate_files(Path(args.estimates), rel) if predictor is None else []
             n_src = predictor.n_src if predictor is not None else len(estimates)
             expected = _safe_outputs(out_dir, rel, n_src, inputs)
+            remove_stale(expected)  # temporaries of a run that was killed while writing these
             if not args.overwrite and all(p.is_file() for p in expected):
                 skipped += 1
                 continue
@@ -284,13 +327,12 @@ def _run_refine(args: argparse.Namespace) -> int:
                 written = refine_estimate_files(estimates, f, out_dir / rel, prior=prior, **settings)
             else:
                 written = refine_file(predictor, f, out_dir / rel, prior=prior, **settings)
-        except SipsError as err:
-            message = str(err) if str(f) in str(err) else f"{f}: {err}"
-            tqdm.write(f"sips: error: {message}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 - one file never stops a corpus run
+            _say(f"sips: error: {_file_error(f, err)}", file=sys.stderr)
             failed.append(str(f))
             continue
         for path in written:
-            tqdm.write(str(path))
+            _say(str(path))
     if skipped:
         print(f"skipped {skipped} input(s) whose outputs exist (--overwrite redoes them)", file=sys.stderr)
     if failed:
@@ -314,7 +356,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from .prior import convert_official
 
-    print(convert_official(args.checkpoint, args.config, args.out))
+    _say(str(convert_official(args.checkpoint, args.config, args.out)))
     return 0
 
 
@@ -332,27 +374,20 @@ def _run_quality(args: argparse.Namespace) -> int:
     import csv
 
     from ._atomic import atomic_path
-    from .audio import list_audio, load_mono
-    from .errors import AudioError
+    from .audio import display, load_mono
     from .prior import load_prior
     from .quality import quality
 
     prior = load_prior(args.prior, device=args.device)
     rate = prior.config.sample_rate
-    files = []
-    for item in args.inputs:
-        root = Path(item)
-        found = list_audio(root)
-        if not found:
-            raise AudioError(f"No audio files found in {root}.")
-        files += [(f, f.name if root.is_file() else str(f.relative_to(root))) for f in found]
+    files = [(f, display(f.name if root.is_file() else f.relative_to(root))) for root, f in _find_audio(args.inputs)]
     rows, failed = [], 0
     for path, name in files:
         try:
             wav = load_mono(path, rate)
             result = quality(wav, prior=prior, sample_rate=rate, seed=args.seed, device=args.device)
-        except SipsError as err:
-            print(f"sips: error: {err}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 - one file never stops a corpus run
+            _say(f"sips: error: {_file_error(path, err)}", file=sys.stderr)
             failed += 1
             continue
         rows.append((name, result.score, len(wav) / rate))
@@ -360,6 +395,8 @@ def _run_quality(args: argparse.Namespace) -> int:
     print(f"{'file':<{width}} {'score':>8} {'seconds':>8}")
     for name, score, seconds in rows:
         print(f"{name:<{width}} {score:>8.4f} {seconds:>8.2f}")
+    if failed and len(files) > 1:
+        print(f"sips: {failed} of {len(files)} files failed (see above); the others are scored.", file=sys.stderr)
     if args.csv:
         with atomic_path(Path(args.csv)) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
@@ -390,10 +427,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary, sum(1 for i in items if i.scores)))
     for problem in problems:
-        print(f"note: {problem}", file=sys.stderr)
+        _say(f"note: {problem}", file=sys.stderr)
+    failed = [i for i in items if i.error is not None]
+    for item in failed:
+        _say(f"sips: error: {item.name}: {item.error}", file=sys.stderr)
     if args.csv:
-        print(f"wrote {args.csv}", file=sys.stderr)
-    return 0
+        _say(f"wrote {args.csv}", file=sys.stderr)
+    if failed and len(items) > 1:
+        print(f"sips: {len(failed)} of {len(items)} items could not be scored (see above).", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
@@ -511,11 +553,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except SipsError as err:
-        print(f"sips: error: {err}", file=sys.stderr)
+        _say(f"sips: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sips: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - a bug still ends in one line; SIPS_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("SIPS_DEBUG"):
+            raise
+        text = " ".join(f"{type(err).__name__}: {err}".split())
+        _say(f"sips: internal error: {text} (rerun with SIPS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

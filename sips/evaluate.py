@@ -4,7 +4,9 @@ Files are matched by relative path. Separated sources follow the CLI's naming: t
 ``x_s1.wav, x_s2.wav`` (or ``x.wav`` for one source) go with the estimates ``x_s1.wav, ...``,
 matched by the permutation of best SI-SDR. Every file is read as mono at 16 kHz (resampled with
 soxr when needed); estimate and reference are cut to the shorter length, and a length difference
-above 10 ms is reported. A metric that cannot run leaves its column empty with the reason.
+above 10 ms is reported. A metric that cannot run leaves its column empty with the reason. An
+item that fails (an unreadable file, a metric that raises on it) keeps the reason in ``error``;
+the run goes on, and ``sips eval`` counts it (exit status 2).
 """
 
 from __future__ import annotations
@@ -37,11 +39,16 @@ class Item:
     estimates: list[Path]
     scores: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # why the item could not be scored
 
 
-def _group(root: Path) -> dict[str, list[Path]]:
+def _group(root: Path, problems: list[str]) -> dict[str, list[Path]]:
+    files, skipped = audio_io.scan(root)
+    note = audio_io.skipped_note(skipped)
+    if note:
+        problems.append(f"{audio_io.display(root)}: {note}")
     groups: dict[str, list[Path]] = {}
-    for path in audio_io.list_audio(root):
+    for path in files:
         rel = path.relative_to(root)
         match = _SOURCE.match(rel.stem)
         key = str(rel.parent / (match["stem"] if match else rel.stem))
@@ -55,10 +62,11 @@ def match_folders(ref_dir: str | os.PathLike, est_dir: str | os.PathLike) -> tup
     for d in (ref_dir, est_dir):
         if not d.is_dir():
             raise SipsError(f"Folder not found: {d}.")
-    refs, ests = _group(ref_dir), _group(est_dir)
+    problems: list[str] = []
+    refs, ests = _group(ref_dir, problems), _group(est_dir, problems)
     if not refs:
-        raise AudioError(f"No audio files found in {ref_dir}.")
-    problems = [f"{k}: no estimate" for k in sorted(set(refs) - set(ests))]
+        raise AudioError(f"No audio files found in {audio_io.display(ref_dir)}.")
+    problems += [f"{k}: no estimate" for k in sorted(set(refs) - set(ests))]
     problems += [f"{k}: no reference" for k in sorted(set(ests) - set(refs))]
     items = []
     for key in sorted(set(refs) & set(ests)):
@@ -146,20 +154,22 @@ def evaluate_folders(
             score_item(item, active)
         except MissingDependencyError:
             raise
-        except (AudioError, ValueError, RuntimeError) as err:
-            item.notes.append(f"not scored ({err})")
+        except Exception as err:  # noqa: BLE001 - one item never stops the run; it is counted as failed
+            reason = err if isinstance(err, SipsError) else f"unexpected {type(err).__name__}: {err}"
+            item.error = " ".join(str(reason).split())
+            item.notes.append(f"not scored ({item.error})")
     columns = [c for c in M.METRICS if any(c in i.scores for i in items)]
     if nisqa_missing:
         columns.append("nisqa")
     summary = {c: M.mean_ci([i.scores.get(c) for i in items if i.scores.get(c) is not None]) for c in columns}
-    problems += [f"{i.name}: {note}" for i in items for note in i.notes]
+    problems += [f"{i.name}: {note}" for i in items for note in i.notes if i.error is None]
     if csv_path is not None:
         with atomic_path(Path(csv_path)) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["item", *columns, "notes"])
             for i in items:
                 cells = [_cell(i.scores.get(c)) for c in columns]
-                writer.writerow([i.name, *cells, "; ".join(i.notes)])
+                writer.writerow([audio_io.display(i.name), *cells, audio_io.display("; ".join(i.notes))])
     return items, summary, problems
 
 

@@ -4,8 +4,9 @@ A file of any rate, channel count and length is streamed block by block: channel
 (``channels="each"``, every channel refined as its own item) or downmixed (``"mix"``), resampled
 to the prior's rate with soxr (VHQ) into a temporary float file, refined window by window
 (:func:`sips.refine.refine_stream`), and resampled back to the file's rate into the output. The
-output keeps the input's rate, channel count and, where the format allows, its subtype (PCM
-16/24/32, float, Vorbis, ...). All outputs of one input (one per source) appear together at the
+output keeps the input's rate, channel count, exact length in frames (resampling there and back
+can gain or lose a few samples: the tail is cropped or zero-padded) and, where the format
+allows, its subtype (PCM 16/24/32, float, Vorbis, Opus, ...). All outputs of one input (one per source) appear together at the
 end: each is written to a temporary file beside its target and renamed only when all are
 complete (:func:`sips._atomic.atomic_paths`), so an interruption leaves no partial output. Peak memory depends on the window, not on
 the file's length.
@@ -45,15 +46,18 @@ def output_paths(out_path: str | os.PathLike, n_src: int) -> list[Path]:
 
 
 class _Converted:
-    """A file converted to float32 at the model's rate in a temporary WAV, and what it was."""
+    """A file converted to float32 at the model's rate in a temporary WAV, and what it was
+    (``file_rate``, ``file_frames``, ``subtype``)."""
 
-    def __init__(self, path: Path, frames: int, channels: int, peak: np.ndarray, rate: int, subtype: str):
+    def __init__(
+        self, path: Path, frames: int, channels: int, peak: np.ndarray, rate: int, file_frames: int, subtype: str
+    ):
         self.path, self.frames, self.channels, self.peak = path, frames, channels, peak
-        self.file_rate, self.subtype = rate, subtype
+        self.file_rate, self.file_frames, self.subtype = rate, file_frames, subtype
 
     def reader(self, stack: contextlib.ExitStack) -> Callable[[int, int], torch.Tensor]:
         """``(start, stop) -> [C, stop - start]`` (zero beyond the end)."""
-        handle = stack.enter_context(sf.SoundFile(self.path))
+        handle = stack.enter_context(audio.open_sound(self.path))
 
         def read(start: int, stop: int) -> torch.Tensor:
             handle.seek(min(start, self.frames))
@@ -70,14 +74,17 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
         raise AudioError(f"channels must be one of {', '.join(CHANNEL_POLICIES)}, not {channels!r}.")
     info = audio.info(path)
     if info.frames == 0:
-        raise AudioError(f"{path} contains no audio samples.")
+        raise AudioError(f"{audio.display(path)} contains no audio samples.")
     n_out = 1 if channels == "mix" else info.channels
     target = folder / name
     peak = np.zeros(n_out)
-    clipped = total = written = 0
+    clipped = total = written = frames_in = 0
     stream = None
     try:
-        with sf.SoundFile(path) as src, sf.SoundFile(target, "w", rate, n_out, subtype="FLOAT", format="WAV") as dst:
+        with (
+            audio.open_sound(path) as src,
+            audio.open_sound(target, "w", samplerate=rate, channels=n_out, subtype="FLOAT", format="WAV") as dst,
+        ):
             if src.samplerate != rate:
                 import soxr
 
@@ -85,8 +92,9 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
             while True:
                 block = src.read(BLOCK, dtype="float32", always_2d=True)
                 last = len(block) < BLOCK
+                frames_in += len(block)
                 if not np.isfinite(block).all():
-                    raise AudioError(f"{path} contains NaN or infinite samples.")
+                    raise AudioError(f"{audio.display(path)} contains NaN or infinite samples.")
                 clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
                 total += block.size
                 if channels == "mix":
@@ -100,23 +108,18 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
                 if last:
                     break
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(f"Cannot read {path} as audio ({err}).") from None
+        raise audio.cannot_read(path, err) from None
+    shown = audio.display(path)
     if written <= spectral.N_FFT // 2:
-        raise AudioError(f"{path} is too short: {written} samples at {rate} Hz, need more than {spectral.N_FFT // 2}.")
+        raise AudioError(f"{shown} is too short: {written} samples at {rate} Hz, need more than {spectral.N_FFT // 2}.")
     if not peak.any():
-        raise AudioError(f"{path} is digital silence (every sample is zero); there is nothing to refine.")
+        raise AudioError(f"{shown} is digital silence (every sample is zero); there is nothing to refine.")
     if not allow_clipping and info.subtype.startswith("PCM") and clipped > CLIP_FRACTION * total:
         raise AudioError(
-            f"{path} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
+            f"{shown} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
             "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
         )
-    return _Converted(target, written, n_out, peak, info.samplerate, info.subtype)
-
-
-def _output_subtype(path: Path, subtype: str) -> str | None:
-    """The input's subtype if the output format can hold it, else the format's default."""
-    fmt = audio.format_for(path)
-    return subtype if sf.check_format(fmt, subtype) else None
+    return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype)
 
 
 def _write_outputs(sources: list[Path], out_path: Path, rate: int, converted: _Converted) -> list[Path]:
@@ -126,21 +129,23 @@ def _write_outputs(sources: list[Path], out_path: Path, rate: int, converted: _C
         return _write_all(sources, paths, rate, converted)
     except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        raise OutputError(f"Cannot write {out_path}: {reason}.") from None
+        raise OutputError(f"Cannot write {audio.display(out_path)}: {reason}.") from None
 
 
 def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Converted) -> list[Path]:
     out_path = paths[0]
-    subtype = _output_subtype(out_path, converted.subtype)
-    clip = (subtype or "").startswith("PCM") or audio.format_for(out_path) in ("OGG",)
+    fmt = audio.format_for(out_path)
+    subtype = audio.subtype_for(out_path, converted.subtype)
+    clip = (subtype or "").startswith("PCM") or fmt in ("OGG",)
     with atomic_paths(paths) as temps:
         for source, tmp in zip(sources, temps, strict=True):
             with (
-                sf.SoundFile(source) as src,
-                sf.SoundFile(
-                    tmp, "w", converted.file_rate, src.channels, subtype=subtype, format=audio.format_for(out_path)
+                audio.open_sound(source) as src,
+                audio.open_sound(
+                    tmp, "w", samplerate=converted.file_rate, channels=src.channels, subtype=subtype, format=fmt
                 ) as dst,
             ):
+                remaining = converted.file_frames  # the input's length, whatever resampling gave
                 stream = None
                 if rate != converted.file_rate:
                     import soxr
@@ -153,12 +158,16 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
                     last = len(block) < BLOCK
                     if stream is not None:
                         block = stream.resample_chunk(block, last=last)
+                    block = block[:remaining]
                     if clip:
                         block = np.clip(block, -1.0, 1.0)
                     if len(block):
                         dst.write(block)
+                        remaining -= len(block)
                     if last:
                         break
+                if remaining:
+                    dst.write(np.zeros((remaining, src.channels), dtype=np.float32))
     return paths
 
 
@@ -187,7 +196,8 @@ def _refine_converted(
             if not sinks:
                 for k in range(block.shape[1]):
                     path = folder / f"source{k}.wav"
-                    sinks.append(stack.enter_context(sf.SoundFile(path, "w", rate, block.shape[0], subtype="FLOAT")))
+                    sink = audio.open_sound(path, "w", samplerate=rate, channels=block.shape[0], subtype="FLOAT")
+                    sinks.append(stack.enter_context(sink))
             for k, sink in enumerate(sinks):
                 sink.write(block[:, k].T.numpy())
 
@@ -202,7 +212,7 @@ def _refine_converted(
             prior=prior,
             options=options,
         )
-        sources = [Path(s.name) for s in sinks]
+        sources = [Path(os.fsdecode(s.name)) for s in sinks]
     return _write_outputs(sources, out_path, rate, converted)
 
 
@@ -255,7 +265,8 @@ def refine_estimate_files(
             est = _convert(Path(path), rate, channels, folder, f"estimate{k}.wav")
             if est.channels != converted.channels:
                 raise AudioError(
-                    f"{path} has {est.channels} channel(s) but the mixture {in_path} has {converted.channels}."
+                    f"{audio.display(path)} has {est.channels} channel(s) but the mixture "
+                    f"{audio.display(in_path)} has {converted.channels}."
                 )
             match_length(torch.zeros(est.frames), converted.frames)  # same length, within n_fft
             estimates.append(est)

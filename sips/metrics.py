@@ -154,14 +154,14 @@ def _nisqa_model(path: str) -> tuple[torch.nn.Module, dict]:
     if key in _NISQA_MODELS:
         return _NISQA_MODELS[key]
     from .errors import SipsError
-    from .weights import load_strict
+    from .weights import load_strict, load_torch_checkpoint
 
+    checkpoint = load_torch_checkpoint(path, "NISQA checkpoint", error=SipsError)
     lib = _require("nisqa.NISQA_lib", f"the nisqa package ({NISQA_INSTALL})")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         args, state = checkpoint["args"], checkpoint["model_state_dict"]
-    except Exception as err:  # torch raises many types for a bad or unsafe file
-        raise SipsError(f"{path} is not a NISQA checkpoint with plain 'args' and 'model_state_dict' ({err}).") from None
+    except (KeyError, TypeError, IndexError):
+        raise SipsError(f"{path} is not a NISQA checkpoint with plain 'args' and 'model_state_dict'.") from None
     kinds = {"NISQA_DIM": lib.NISQA_DIM, "NISQA": lib.NISQA}
     if args.get("model") not in kinds:
         raise SipsError(f"{path} holds a {args.get('model')!r} model; sips runs the single-ended NISQA and NISQA_DIM.")

@@ -23,7 +23,7 @@ from ._atomic import atomic_path, write_text
 from .errors import PriorLoadError
 from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
-from .weights import load_strict
+from .weights import load_strict, load_torch_checkpoint
 
 # Fields of the configuration that describe the method rather than the network.
 _METHOD_FIELDS = ("a", "c", "t_eps", "T", "sample_rate", "label_balance")
@@ -289,12 +289,7 @@ def convert_official(pt_path: str | os.PathLike, config_json: str | os.PathLike,
     if not isinstance(kwargs, dict):
         raise PriorLoadError(f"{config_json} has no model_kwargs object.")
     config = PriorConfig.from_dict(kwargs)
-    try:
-        checkpoint = torch.load(pt_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign or corrupt files
-        raise PriorLoadError(
-            f"Cannot read {pt_path} as a weights-only torch checkpoint ({type(err).__name__})."
-        ) from None
+    checkpoint = load_torch_checkpoint(pt_path, "SIPS checkpoint", error=PriorLoadError)
     if isinstance(checkpoint, dict) and "ema" in checkpoint:
         checkpoint = checkpoint["ema"]
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):

@@ -1,4 +1,10 @@
-"""Strict state-dict checks shared by the prior and the predictor adapters.
+"""Reading foreign checkpoints safely, and strict state-dict checks, for the core and every adapter.
+
+Every foreign ``.pt/.pth/.ckpt/.tar`` file (predictor checkpoints, the published prior, NISQA
+weights) is read by :func:`load_torch_checkpoint`: ``torch.load(weights_only=True)``, so tensors,
+plain containers and numbers only, plus the few globals a known format needs. A file holding
+other Python objects is refused in one sentence that names their types and says how to re-save
+the weights alone; nothing in it is ever unpickled as code.
 
 A checkpoint that does not fit a network is a user error: it gets one sentence naming how many
 keys are missing, unexpected or of another shape, with an example of each.
@@ -6,10 +12,86 @@ keys are missing, unexpected or of another shape, with an example of each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from .errors import SipsError
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _global_name(entry: Any) -> str:
+    """``module.qualname`` of an allowed global (an object, or torch's ``(object, "name")`` pair)."""
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _foreign_objects(path: Path, allowed: set[str], err: Exception) -> list[str]:
+    """The types of the Python objects in ``path`` that weights-only loading refused."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - the legacy (non-zip) format: fall back to torch's message
+        names = _GLOBAL.findall(str(err))
+    return sorted(set(names) - allowed)
+
+
+def load_torch_checkpoint(
+    path: str | os.PathLike,
+    name: str = "checkpoint",
+    *,
+    allowed_globals: Sequence[Any] = (),
+    error: type[Exception] = SipsError,
+) -> Any:
+    """Read a foreign torch file with ``torch.load(weights_only=True)`` onto the CPU.
+
+    Args:
+        path: the ``.pt/.pth/.ckpt/.tar`` file.
+        name: what the file is, for the messages (``"The {name} {path} ..."``), e.g.
+            ``"SEMamba checkpoint"``.
+        allowed_globals: the classes or functions a known format needs beyond tensors and plain
+            containers, as for ``torch.serialization.safe_globals`` (e.g. ``[TorchVersion]``).
+        error: the :class:`SipsError` subclass to raise (``AdapterError``, ``PriorLoadError``, ...).
+
+    Returns:
+        The object stored in the file (usually a state dict, or a dict around one).
+
+    Raises:
+        error: with one sentence, if the file is missing, damaged or not written by
+            ``torch.save``, or holds Python objects other than ``allowed_globals`` (their types
+            are named, with how to re-save only the weights).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"The {name} {path} " + ("is a folder, not a file." if path.is_dir() else "does not exist."))
+    try:
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for foreign or damaged files
+        objects = (
+            _foreign_objects(path, {_global_name(g) for g in allowed_globals}, err)
+            if isinstance(err, pickle.UnpicklingError)
+            else []
+        )
+        if objects:
+            shown = ", ".join(objects[:3]) + (f" and {len(objects) - 3} more" if len(objects) > 3 else "")
+            raise error(
+                f"The {name} {path} holds Python objects besides tensors ({shown}); sips reads checkpoints "
+                "weights-only and refuses to unpickle them, so re-save only the weights in the code that made "
+                'the file (e.g. torch.save(model.state_dict(), "weights.pth")) and pass that file.'
+            ) from None
+        first = next((line.strip() for line in _ANSI.sub("", str(err)).splitlines() if line.strip()), "")
+        detail = "" if isinstance(err, pickle.UnpicklingError) or len(first) > 120 else f": {first.rstrip('.')}"
+        raise error(
+            f"The {name} {path} cannot be read as a torch checkpoint (damaged, or not written by torch.save{detail})."
+        ) from None
 
 
 def state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> str | None:

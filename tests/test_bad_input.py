@@ -4,6 +4,7 @@ The CLI runs in-process (``sips.cli.main``) so that the cases stay fast and can 
 failures of the machine (no permission, disk full, Ctrl-C) with monkeypatch.
 """
 
+import argparse
 import errno
 import json
 import os
@@ -68,6 +69,24 @@ def _bad_length(**_):
 @sips.register_adapter("test-nan")
 def _nan(**_):
     return sips.as_predictor(lambda x: x * float("nan"), sample_rate=RATE)
+
+
+@sips.register_adapter("test-crash")
+def _crash(**_):
+    def forward(x):  # a bug in someone's adapter, not a sips error
+        raise ZeroDivisionError("division by zero")
+
+    return sips.as_predictor(forward, sample_rate=RATE)
+
+
+def _non_utf8(folder: Path) -> Path:
+    """A corrupt file whose name is the byte 0xE9 and ``.wav``."""
+    return _raw(folder / os.fsdecode(b"\xe9.wav"), b"RIFF....WAVEfmt garbage")
+
+
+def _namespace_checkpoint(path: Path) -> Path:
+    torch.save({"generator": {"w": torch.zeros(2)}, "args": argparse.Namespace()}, path)
+    return path
 
 
 # (setup(tmp) -> extra CLI args, the CLI args with IN/OUT placeholders, a fragment of the message)
@@ -219,14 +238,57 @@ CASES = {
         ["refine", "IN/x.wav", "--dtype", "float16"],
         "CUDA only",
     ),
+    "non-utf8-name": (lambda t: _non_utf8(t / "IN"), ["refine", "IN"], "\\xe9.wav as audio"),
+    "only-unreadable-formats": (
+        lambda t: (_raw(t / "IN" / "a.m4a", b"ftypM4A"), _raw(t / "IN" / "notes.txt", b"hello")),
+        ["refine", "IN"],
+        "names no audio format libsndfile",
+    ),
+    "predictor-crashes": (
+        lambda t: _good(t / "IN" / "x.wav"),
+        ["refine", "IN/x.wav", "--predictor", "test-crash"],
+        "unexpected ZeroDivisionError",
+    ),
+    "checkpoint-with-python-object": (
+        lambda t: (_good(t / "IN" / "x.wav"), _namespace_checkpoint(t / "g.pth")),
+        ["refine", "IN/x.wav", "--predictor", "semamba", "--checkpoint", "TMP/g.pth"],
+        "(argparse.Namespace)",
+    ),
+    "convert-with-python-object": (
+        lambda t: (_namespace_checkpoint(t / "SIPS.pt"), _raw(t / "SIPS_config.json", b"{}")),
+        ["convert", "TMP/SIPS.pt", "TMP/SIPS_config.json", "-o", "TMP/OUT"],
+        "(argparse.Namespace)",
+    ),
+    "quality-corrupt": (
+        lambda t: _raw(t / "IN" / "x.wav", b"RIFF....WAVEfmt garbage"),
+        ["quality", "IN/x.wav"],
+        "Cannot read",
+    ),
+    "quality-non-utf8-name": (lambda t: _non_utf8(t / "IN"), ["quality", "IN"], "\\xe9.wav as audio"),
+    "quality-only-unreadable-formats": (
+        lambda t: _raw(t / "IN" / "a.m4a", b"ftypM4A"),
+        ["quality", "IN"],
+        "a.m4a",
+    ),
+    "eval-corrupt-estimate": (
+        lambda t: (_good(t / "REF" / "x.wav"), _raw(t / "EST" / "x.wav", b"RIFF....WAVEfmt garbage")),
+        ["eval", "TMP/REF", "TMP/EST", "--metrics", "si_sdr"],
+        "x: Cannot read",
+    ),
+    "eval-non-utf8-name": (
+        lambda t: (_good(t / "REF" / "x.wav").rename(t / "REF" / os.fsdecode(b"\xe9.wav")), _non_utf8(t / "EST")),
+        ["eval", "TMP/REF", "TMP/EST", "--metrics", "si_sdr"],
+        "\\xe9.wav as audio",
+    ),
+    "eval-missing-folder": (lambda t: _good(t / "REF" / "x.wav"), ["eval", "TMP/REF", "TMP/none"], "Folder not found"),
 }
 
 
 def _run(tmp_path: Path, args: list[str], capsys) -> tuple[int, list[str]]:
     args = [a.replace("IN", str(tmp_path / "IN")).replace("TMP", str(tmp_path)) for a in args]
-    if "-o" not in args:
-        args += ["-o", str(tmp_path / "OUT")]
-    code = main([*args, "--steps", "2"])
+    if args[0] == "refine":
+        args += ["--steps", "2"] + ([] if "-o" in args else ["-o", str(tmp_path / "OUT")])
+    code = main(args)
     return code, capsys.readouterr().err.strip().splitlines()
 
 

@@ -315,7 +315,7 @@ def test_refuses_pickles_with_other_globals(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"model_name": "ConvTasNet", "model_args": {}, "state_dict": {}, "infos": Payload()}, path)
     for name in ("asteroid", "convtasnet"):
-        with pytest.raises(sips.AdapterError, match=r"\((io|builtins)\.open\).*refusing to unpickle"):
+        with pytest.raises(sips.AdapterError, match=r"\((io|builtins)\.open\).*refuses to unpickle"):
             sips.load_predictor(name, checkpoint=path)
     assert not marker.exists()
 

@@ -1,15 +1,15 @@
 """Reading and writing checkpoints: asteroid packages, kaituoxu packages, safetensors folders.
 
-Foreign ``.pth`` files are read with ``torch.load(weights_only=True)``; the only class allowed
-beyond tensors and plain containers is ``torch.torch_version.TorchVersion``, which asteroid's
-``serialize()`` stores in ``infos.software_versions.torch_version``.
+Foreign ``.pth`` files are read by the core's :func:`sips.weights.load_torch_checkpoint`
+(``torch.load(weights_only=True)``); the only class allowed beyond tensors and plain containers is
+``torch.torch_version.TorchVersion``, which asteroid's ``serialize()`` stores in
+``infos.software_versions.torch_version``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from sips.errors import AdapterError, MissingDependencyError
-from sips.weights import state_dict_mismatch
+from sips.weights import load_torch_checkpoint, state_dict_mismatch
 
 from ._lazy import import_asteroid
 from .kaituoxu import HPARAM_KEYS
@@ -46,21 +46,7 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     """
     from torch.torch_version import TorchVersion
 
-    try:
-        with torch.serialization.safe_globals([TorchVersion]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found:
-            raise AdapterError(
-                f"{path} contains Python objects ({found.group(1)}) beyond tensors and plain containers; "
-                "refusing to unpickle it (only weights_only checkpoints are read)."
-            ) from None
-        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
-        reason = detail.group(1).strip() if detail else "weights_only unpickling failed"
-        raise AdapterError(f"{path} cannot be read as a torch checkpoint ({reason}).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise AdapterError(f"{path} cannot be read as a torch checkpoint ({type(err).__name__}: {err}).") from None
+    return load_torch_checkpoint(path, "checkpoint", allowed_globals=[TorchVersion], error=AdapterError)
 
 
 def looks_like_hub_id(name: str) -> bool:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sips.errors import AdapterError
-from sips.weights import state_dict_mismatch
+from sips.weights import load_torch_checkpoint, state_dict_mismatch
 
 __all__ = ["read_state_dict", "unwrap_state_dict", "load_strict", "shared_groups", "state_dict_for_saving"]
 
@@ -53,12 +53,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise
         except Exception as err:  # noqa: BLE001 - corrupt file
             raise AdapterError(f"The safetensors file {path} cannot be read ({err}).") from None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpicklable or corrupt file
-        raise AdapterError(
-            f"The FlexIO checkpoint {path} cannot be read as a weights-only torch file ({err})."
-        ) from None
+    ckpt = load_torch_checkpoint(path, "FlexIO checkpoint", error=AdapterError)
     return unwrap_state_dict(ckpt, str(path))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from sips.errors import AdapterError
-from sips.weights import load_strict
+from sips.weights import load_strict, load_torch_checkpoint
 
 from .config import ConfigLike, resolve_config
 from .model import SEMamba
@@ -180,10 +180,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError) as err:
             raise AdapterError(f"Cannot read the safetensors checkpoint {path} ({err}).") from None
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling errors come in many types
-            raise AdapterError(f"Cannot read the SEMamba checkpoint {path} as weights only ({err}).") from None
+        state = load_torch_checkpoint(path, "SEMamba checkpoint", error=AdapterError)
     return unwrap_state_dict(state, str(path))
 
 
