@@ -386,6 +386,7 @@ def test_config_as_file_dict_or_reference_json(tmp_path, tiny_kwargs, golden_sta
         ({"spatial_channels": 2}, "single-channel"),
         ({"dropout": 1.5}, "dropout"),
         ({"nf": 132, "ch_mult": [1]}, "cannot be built"),
+        ({"ch_mult": [1] * 10}, "at most 9 levels"),
         ("/nonexistent/ncsnpp.json", "does not exist"),
         (3, "must be a dict"),
     ],
@@ -416,6 +417,12 @@ def test_predictor_batches_and_inputs(golden_net, golden_io):
         pred(torch.zeros(1, 1, 1000))
     assert pred.to("cpu") is pred and pred.device.type == "cpu"
     assert "parameters=77,708" in repr(pred)
+
+
+def test_deep_networks_get_enough_padding():
+    pred = NCSNppPredictor.from_config({"nf": 4, "ch_mult": [1] * 8}, seed=0)  # frames must be a multiple of 128
+    assert pred.model.dnn.frame_multiple == 128
+    assert pred(noisy(speech_like(0.1), 5.0)).shape == (1, 1, 1600)
 
 
 def test_postprocess_applies_the_predictor_to_the_refined_signal(golden_net):

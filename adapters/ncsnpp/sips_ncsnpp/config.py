@@ -30,6 +30,8 @@ PUBLISHED_CONFIG: dict[str, Any] = {
     "dropout": 0.0,
 }
 
+#: Frequency bins are halved at each level but the last: 256 bins allow at most 9 levels.
+MAX_LEVELS = 9
 #: The only FIR kernel whose padding the published layers define.
 FIR_KERNEL = [1, 3, 3, 1]
 
@@ -78,6 +80,11 @@ def resolve_config(config: ConfigLike = None) -> dict[str, Any]:
     if out["nf"] < 4:
         raise AdapterError(f"The NCSN++ config value nf must be at least 4 (group normalisation), got {out['nf']}.")
     out["ch_mult"] = _int_list("ch_mult", out["ch_mult"], positive=True)
+    if len(out["ch_mult"]) > MAX_LEVELS:
+        raise AdapterError(
+            f"The NCSN++ config value ch_mult may have at most {MAX_LEVELS} levels (256 frequency bins halved "
+            f"at each), got {len(out['ch_mult'])}."
+        )
     out["attn_resolutions"] = _int_list("attn_resolutions", out["attn_resolutions"], positive=False)
     if out["fir"] is not True or list(out["fir_kernel"]) != FIR_KERNEL:
         raise AdapterError(

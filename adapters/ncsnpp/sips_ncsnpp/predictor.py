@@ -13,7 +13,7 @@ from sips.errors import AdapterError, AudioError
 from .checkpoint import load_weights
 from .config import ConfigLike
 from .net import NCSNppNetwork
-from .stft import N_FFT, enhance
+from .stft import FRAME_MULTIPLE, N_FFT, enhance
 
 __all__ = ["NCSNppPredictor", "load"]
 
@@ -122,7 +122,8 @@ class NCSNppPredictor:
         self.model.eval()
         with torch.inference_mode():
             wav = mixture.to(device=self.device, dtype=torch.float32)
-            out = enhance(self.model, wav, crop_padded_frames=self.crop_padded_frames)
+            multiple = max(FRAME_MULTIPLE, self.model.dnn.frame_multiple)
+            out = enhance(self.model, wav, crop_padded_frames=self.crop_padded_frames, frame_multiple=multiple)
         return out.unsqueeze(1)
 
     def __repr__(self) -> str:

@@ -71,17 +71,23 @@ def pad_frames(spec: torch.Tensor, multiple: int = FRAME_MULTIPLE) -> torch.Tens
 
 
 def enhance(
-    network: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, *, crop_padded_frames: bool = True
+    network: Callable[[torch.Tensor], torch.Tensor],
+    wav: torch.Tensor,
+    *,
+    crop_padded_frames: bool = True,
+    frame_multiple: int = FRAME_MULTIPLE,
 ) -> torch.Tensor:
     """Enhance ``wav [B, S]`` (float32, ``S >= 256``) with ``network`` (complex ``[B, 1, 256, T]`` in and out).
 
     Returns ``[B, S]`` float32 on ``wav``'s device (see the module docstring for ``crop_padded_frames``).
+    The frames are padded to a multiple of ``frame_multiple`` (64, the published value; a network
+    with more levels needs more).
     """
     peak = wav.abs().amax(dim=-1, keepdim=True)
     silent = peak == 0
     spec = stft(wav / torch.where(silent, 1.0, peak))
     frames = spec.shape[-1]
-    estimate = network(pad_frames(compress(spec).unsqueeze(1)))[:, 0]
+    estimate = network(pad_frames(compress(spec).unsqueeze(1), frame_multiple))[:, 0]
     if crop_padded_frames:
         estimate = estimate[..., :frames]
     out = istft(decompress(estimate), wav.shape[-1])
