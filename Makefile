@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The built-in predictor adapters, each its own distribution (installed editable next to the core).
-ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid
+ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapters/ncsnpp
 
 .PHONY: demo test lint bench
 

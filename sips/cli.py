@@ -185,6 +185,17 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         help=f"stochastic trajectories per source (needs --kappa > 0); default {DEFAULTS['ensemble']}",
     )
     p.add_argument("--ensemble-reduce", default="mean", choices=("mean", "median"), help="how members are combined")
+    p.add_argument(
+        "--postprocess",
+        action="store_true",
+        help="run the (enhancement) predictor once more on the refined signal and write its output",
+    )
+    p.add_argument(
+        "--layout",
+        default="suffix",
+        choices=("suffix", "published"),
+        help="separated sources as NAME_s1.wav, ... (suffix, default) or s1/NAME.wav, ... (published)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     p.set_defaults(func=_run_refine)
 
@@ -228,16 +239,18 @@ def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pa
     return [(f, rel) for rel, f in pairs.items()]
 
 
-def _estimate_files(est_dir: Path, rel: Path) -> list[Path]:
+def _estimate_files(est_dir: Path, rel: Path, layout: str = "suffix") -> list[Path]:
+    from .files import source_path
+
     single = est_dir / rel
     if single.is_file():
         return [single]
     found, k = [], 1
-    while (path := est_dir / rel.parent / f"{rel.stem}_s{k}{rel.suffix}").is_file():
+    while (path := source_path(single, k, layout)).is_file():
         found.append(path)
         k += 1
     if not found:
-        raise SipsError(f"No estimate for {rel} in {est_dir} (expected {rel} or {rel.stem}_s1{rel.suffix}, ...).")
+        raise SipsError(f"No estimate for {rel} in {est_dir} (expected {rel} or {source_path(rel, 1, layout)}, ...).")
     return found
 
 
@@ -252,12 +265,12 @@ def _shard(items: list, device: str | None) -> tuple[list, str | None, int]:
     return items[rank::world], device, rank
 
 
-def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path]) -> list[Path]:
+def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path], layout: str = "suffix") -> list[Path]:
     """The output paths of ``rel``, refused if one would leave ``out_dir`` or overwrite an input."""
     from .files import output_paths
 
     root = out_dir.resolve()
-    paths = output_paths(out_dir / rel, n_src)
+    paths = output_paths(out_dir / rel, n_src, layout)
     for path in paths:
         resolved = path.resolve()
         if not resolved.is_relative_to(root):
@@ -287,7 +300,15 @@ def _run_refine(args: argparse.Namespace) -> int:
     options = {k: v for k, v in options.items() if v is not None}
     if args.estimates and set(options) - {"device"}:
         raise SipsError("--checkpoint, --predictor-config and --n-src apply to --predictor, not to --estimates.")
+    if args.postprocess and args.estimates:
+        raise OptionError(
+            "--postprocess runs the predictor on the refined signal; use it with --predictor, not --estimates."
+        )
     predictor = None if args.estimates else load_predictor(args.predictor, **options)
+    if args.postprocess:
+        from .refine import check_postprocess
+
+        check_postprocess(predictor)
     settings = dict(
         steps=args.steps,
         kappa=args.kappa,
@@ -304,21 +325,23 @@ def _run_refine(args: argparse.Namespace) -> int:
         compile=args.compile,
         ensemble=args.ensemble,
         ensemble_reduce=args.ensemble_reduce,
+        postprocess=args.postprocess,
+        layout=args.layout,
     )
     if args.ensemble > 1 and args.kappa == 0:
         raise OptionError("--ensemble needs --kappa > 0: with kappa 0 every member is the same trajectory.")
     from .refine import RefineOptions, check_options
 
-    checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping")}
+    checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping", "layout")}
     check_options(RefineOptions(**{**checked, "device": device or "cpu"}), prior.config.sample_rate)
     failed: list[str] = []
     skipped = 0
     bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)
     for f, rel in bar:
         try:
-            estimates = _estimate_files(Path(args.estimates), rel) if predictor is None else []
+            estimates = _estimate_files(Path(args.estimates), rel, args.layout) if predictor is None else []
             n_src = predictor.n_src if predictor is not None else len(estimates)
-            expected = _safe_outputs(out_dir, rel, n_src, inputs)
+            expected = _safe_outputs(out_dir, rel, n_src, inputs, args.layout)
             remove_stale(expected)  # temporaries of a run that was killed while writing these
             if not args.overwrite and all(p.is_file() for p in expected):
                 skipped += 1

@@ -26,23 +26,37 @@ import torch
 
 from . import audio, spectral
 from ._atomic import atomic_paths
-from .errors import AudioError, OutputError
+from .errors import AudioError, OptionError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
 from .refine import RefineOptions, default_prior, match_length, peak_scale, refine_stream
 
 CHANNEL_POLICIES = ("each", "mix")
+#: How separated sources are named: ``suffix`` (``NAME_s1.wav``) or ``published`` (``s1/NAME.wav``,
+#: the folders of the published SIPS pipeline). One source is always ``NAME.wav``.
+LAYOUTS = ("suffix", "published")
 BLOCK = 1 << 16  # frames per read / resampling block
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (PCM inputs)
 CLIP_FRACTION = 1e-3  # more than this fraction of clipped samples makes the input "clipped"
 
 
-def output_paths(out_path: str | os.PathLike, n_src: int) -> list[Path]:
-    """``out.wav`` for one source, ``out_s1.wav``, ``out_s2.wav``, ... for several."""
+def source_path(out_path: str | os.PathLike, k: int, layout: str = "suffix") -> Path:
+    """Where source ``k`` (from 1) of several goes: ``out_sK.wav`` (``layout="suffix"``) or
+    ``sK/out.wav`` beside where ``out.wav`` would be (``layout="published"``)."""
+    if layout not in LAYOUTS:
+        raise OptionError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}.")
     out_path = Path(out_path)
+    if layout == "published":
+        return out_path.parent / f"s{k}" / out_path.name
+    return out_path.with_name(f"{out_path.stem}_s{k}{out_path.suffix}")
+
+
+def output_paths(out_path: str | os.PathLike, n_src: int, layout: str = "suffix") -> list[Path]:
+    """``out.wav`` for one source, :func:`source_path` ``1 .. n_src`` for several."""
     if n_src == 1:
-        return [out_path]
-    return [out_path.with_name(f"{out_path.stem}_s{k + 1}{out_path.suffix}") for k in range(n_src)]
+        source_path(out_path, 1, layout)  # checks the layout
+        return [Path(out_path)]
+    return [source_path(out_path, k + 1, layout) for k in range(n_src)]
 
 
 class _Converted:
@@ -122,9 +136,11 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
     return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype)
 
 
-def _write_outputs(sources: list[Path], out_path: Path, rate: int, converted: _Converted) -> list[Path]:
+def _write_outputs(
+    sources: list[Path], out_path: Path, rate: int, converted: _Converted, layout: str = "suffix"
+) -> list[Path]:
     """Resample each refined source (a float WAV at ``rate``) back to the input's rate and format."""
-    paths = output_paths(out_path, len(sources))
+    paths = output_paths(out_path, len(sources), layout)
     try:
         return _write_all(sources, paths, rate, converted)
     except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
@@ -180,6 +196,7 @@ def _refine_converted(
     *,
     predictor: Predictor | None = None,
     estimates: list[_Converted] | None = None,
+    layout: str = "suffix",
 ) -> list[Path]:
     rate = prior.config.sample_rate
     sinks: list[sf.SoundFile] = []
@@ -213,7 +230,7 @@ def _refine_converted(
             options=options,
         )
         sources = [Path(os.fsdecode(s.name)) for s in sinks]
-    return _write_outputs(sources, out_path, rate, converted)
+    return _write_outputs(sources, out_path, rate, converted, layout)
 
 
 def refine_file(
@@ -224,22 +241,25 @@ def refine_file(
     prior: ScorePrior | None = None,
     channels: str = "each",
     allow_clipping: bool = False,
+    layout: str = "suffix",
     **kwargs,
 ) -> list[Path]:
     """Refine one file with ``predictor``; returns the written paths (one per source).
 
     ``channels="each"`` refines every channel separately, ``"mix"`` a mono downmix. The output
     keeps the input's sample rate, channel count and subtype where its format allows. Clipped PCM
-    input is refused unless ``allow_clipping``. Other keywords are those of :func:`sips.refine`
-    (``steps``, ``kappa``, ``seed``, ``chunk_seconds``, ...).
+    input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
+    (:func:`output_paths`). Other keywords are those of :func:`sips.refine` (``steps``, ``kappa``,
+    ``seed``, ``chunk_seconds``, ``postprocess``, ...).
     """
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
+    output_paths(out_path, 1, layout)  # an unknown layout fails before any work
     audio.format_for(Path(out_path))  # an unwritable extension fails before any work
     with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
         folder = Path(tmp)
         converted = _convert(Path(in_path), prior.config.sample_rate, channels, folder, "mixture.wav", allow_clipping)
-        return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor)
+        return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout)
 
 
 def refine_estimate_files(
@@ -250,11 +270,13 @@ def refine_estimate_files(
     prior: ScorePrior | None = None,
     channels: str = "each",
     allow_clipping: bool = False,
+    layout: str = "suffix",
     **kwargs,
 ) -> list[Path]:
     """Refine estimates stored as files (one per source) of the mixture ``in_path``."""
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
+    output_paths(out_path, 1, layout)
     rate = prior.config.sample_rate
     audio.format_for(Path(out_path))
     with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
@@ -270,4 +292,4 @@ def refine_estimate_files(
                 )
             match_length(torch.zeros(est.frames), converted.frames)  # same length, within n_fft
             estimates.append(est)
-        return _refine_converted(converted, Path(out_path), folder, prior, options, estimates=estimates)
+        return _refine_converted(converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout)

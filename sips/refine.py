@@ -83,6 +83,7 @@ def refine(
     ensemble: int = DEFAULT_ENSEMBLE,
     ensemble_reduce: str = "mean",
     return_uncertainty: bool = False,
+    postprocess: bool = False,
 ) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
     """Run ``predictor`` on ``mixture`` and refine its estimate(s) with the prior.
 
@@ -119,6 +120,11 @@ def refine(
             in the encoded (compressed spectrogram) domain, before decoding.
         return_uncertainty: also return the members' disagreement per STFT frame: the standard
             deviation across members of the encoded state, averaged over channels and frequency.
+        postprocess: run the predictor once more, on the refined signal, and return its output
+            (the published pipeline's ``--postprocess``): the prior repairs the predictor's
+            artefacts, the second pass removes what noise the refinement left or brought back.
+            Enhancement only (:class:`~sips.errors.OptionError` for a separator); long inputs get
+            it window by window, before the cross-fade. It costs a second predictor call.
 
     Returns:
         ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``; with ``return_uncertainty``
@@ -227,6 +233,7 @@ class RefineOptions:
     ensemble: int = DEFAULT_ENSEMBLE
     ensemble_reduce: str = "mean"
     uncertainty: bool = False
+    postprocess: bool = False
 
 
 def _options(arguments: dict[str, Any]) -> RefineOptions:
@@ -293,6 +300,8 @@ def check_options(options: RefineOptions, rate: int) -> None:
     if options.method == "heun" and options.kappa > 0:
         raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
     scaling.check(options.rescale)
+    if not isinstance(options.postprocess, bool):
+        raise OptionError(f"postprocess must be True or False, got {options.postprocess!r}.")
     # without a device the mixture's decides, at run time
     _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
 
@@ -327,6 +336,19 @@ def _member_seed(seed: int | None, index: int, count: int, member: int) -> int |
     return int(np.random.SeedSequence([int(seed), index, member]).generate_state(1)[0])
 
 
+def check_postprocess(predictor: Predictor | None, n_src: int | None = None) -> None:
+    """Raise :class:`OptionError` unless ``predictor`` can post-process: an enhancer (one source).
+
+    ``n_src`` is the number of sources the predictor actually returned, where known."""
+    if predictor is None:
+        raise OptionError(
+            "postprocess runs the predictor on the refined signal, so it needs a predictor, not estimates."
+        )
+    sources = predictor.n_src if n_src is None else n_src
+    if sources != 1:
+        raise OptionError(f"postprocess applies to enhancement predictors only; this one separates {sources} sources.")
+
+
 def refine_stream(
     read_mixture: Callable[[int, int], torch.Tensor],
     length: int,
@@ -349,7 +371,8 @@ def refine_stream(
             With ``options.uncertainty`` it is called as ``write(block, disagreement)``, the
             members' disagreement per sample ``[B, K, n]`` (constant over each frame's hop).
         predictor: runs on each window of the mixture; its separated sources are re-ordered to
-            continue the previous window's. Or:
+            continue the previous window's. With ``options.postprocess`` it runs again on each
+            refined window, before the cross-fade. Or:
         read_estimates: ``(start, stop) -> [B, K, stop - start]`` estimates computed elsewhere.
         prior, options: the prior and the settings.
 
@@ -358,6 +381,8 @@ def refine_stream(
     """
     if (predictor is None) == (read_estimates is None):
         raise TypeError("pass exactly one of predictor and read_estimates")
+    if options.postprocess:
+        check_postprocess(predictor)
     if predictor is not None and predictor.sample_rate != prior.config.sample_rate:
         raise SampleRateError(
             f"The predictor works at {predictor.sample_rate} Hz but the prior at {prior.config.sample_rate} Hz; "
@@ -379,6 +404,8 @@ def refine_stream(
             est = torch.stack([read_estimates(s, s + size) for s in group_starts])  # [G, B, K, W]
         else:
             est = _predict(predictor, segments)
+            if options.postprocess:
+                check_postprocess(predictor, est.shape[2])
             if est.shape[2] > 1:
                 est, previous = _order_sources(est, group_starts, size, previous)
         est = scaling.rescale(est, segments, options.rescale)
@@ -387,6 +414,8 @@ def refine_stream(
             segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device
         )
         refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
+        if options.postprocess:  # K = 1: the predictor on the refined window, at the input's scale
+            refined = _predict(predictor, refined[:, :, 0])
         if spread is not None:  # cross-faded like the audio: stacked after the sources
             refined = torch.cat([refined, spread.to(scale.device)], dim=2)
         for (j, s), window in zip(group, refined, strict=True):

@@ -26,6 +26,18 @@ def test_refine_with_convtasnet_writes_two_sources(tmp_path):
     assert all(sf.info(tmp_path / "out" / name).frames == 8000 for name in written)
 
 
+def test_published_layout_and_postprocess_with_a_separator(tmp_path, capsys):
+    src = _input(tmp_path)
+    args = ["refine", str(src), "--predictor", "convtasnet", "--steps", "2"]
+    assert main([*args, "-o", str(tmp_path / "out"), "--layout", "published"]) == 0
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.wav"))
+    assert written == ["s1/mix.wav", "s2/mix.wav"]
+    assert main([*args, "-o", str(tmp_path / "post"), "--postprocess"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "enhancement predictors only" in err
+    assert not (tmp_path / "post").exists()
+
+
 def test_predictor_options_errors_exit_2(tmp_path, capsys):
     src = _input(tmp_path)
     out = tmp_path / "out"

@@ -38,6 +38,13 @@ def _asteroid(tmp_path):
     return sips.load_predictor("asteroid", checkpoint=str(path))
 
 
+def _ncsnpp(tmp_path):
+    from sips_ncsnpp import NCSNppPredictor
+
+    config = json.loads((REFERENCE / "ncsnpp_config.json").read_text())["constructor_kwargs"]
+    return NCSNppPredictor.from_config(config, seed=0)
+
+
 def _flexio(tmp_path):
     from sips_flexio import FlexIOPredictor
 
@@ -51,12 +58,13 @@ BUILDERS = {
     "convtasnet": lambda tmp_path: sips.load_predictor("convtasnet"),
     "asteroid": _asteroid,
     "flexio": _flexio,
+    "ncsnpp": _ncsnpp,
 }
 
 
 def test_every_installed_adapter_is_in_the_contract_suite():
     installed = set(sips.predictors._entry_points())
-    assert {"wiener", "semamba", "flexio", "convtasnet", "asteroid"} <= installed
+    assert {"wiener", "semamba", "flexio", "convtasnet", "asteroid", "ncsnpp"} <= installed
     assert installed <= set(BUILDERS), f"add a builder for {sorted(installed - set(BUILDERS))}"
 
 

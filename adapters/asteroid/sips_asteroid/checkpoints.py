@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from sips.errors import AdapterError, MissingDependencyError
+from sips.configfile import read_config_file
+from sips.errors import AdapterError
 from sips.weights import load_torch_checkpoint, state_dict_mismatch
 
 from ._lazy import import_asteroid
@@ -87,26 +88,7 @@ def read_config(config: Mapping[str, Any] | str | os.PathLike | None) -> dict[st
         return {}
     if isinstance(config, Mapping):
         return dict(config)
-    path = Path(config)
-    if not path.is_file():
-        raise AdapterError(f"No config file at {path}.")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise MissingDependencyError(
-                "Reading a YAML config needs PyYAML; install it with `pip install pyyaml`."
-            ) from None
-        data = yaml.safe_load(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise AdapterError(f"{path} is not valid JSON ({err}).") from None
-    if not isinstance(data, dict):
-        raise AdapterError(f"{path} must hold a mapping of settings, got {type(data).__name__}.")
-    return data
+    return read_config_file(config, "asteroid config")
 
 
 def read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

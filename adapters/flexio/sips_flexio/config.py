@@ -15,11 +15,10 @@ hparams under the key ``"hparams"`` (as in a saved ``config.json``) is accepted 
 from __future__ import annotations
 
 import copy
-import json
 import os
-from pathlib import Path
 from typing import Any
 
+from sips import configfile
 from sips.errors import AdapterError
 
 __all__ = ["PUBLISHED_HPARAMS", "resolve_hparams", "read_config_file", "sample_rate_of"]
@@ -79,26 +78,7 @@ _OPTIONAL_KEYS = ("variance_normalization", "sample_rate")
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or JSON file into a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterError(f"The FlexIO configuration file {path} does not exist.")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except ImportError:
-        from sips.errors import MissingDependencyError
-
-        raise MissingDependencyError("Reading a YAML configuration needs PyYAML: pip install pyyaml.") from None
-    except Exception as err:  # noqa: BLE001 - any parse error is a bad file
-        raise AdapterError(f"The FlexIO configuration file {path} cannot be parsed ({err}).") from None
-    if not isinstance(data, dict):
-        raise AdapterError(f"The FlexIO configuration file {path} does not hold a mapping of hyper-parameters.")
-    return data
+    return configfile.read_config_file(path, "FlexIO configuration")
 
 
 def resolve_hparams(config: dict[str, Any] | str | os.PathLike | None = None) -> dict[str, Any]:

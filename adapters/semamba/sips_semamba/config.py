@@ -8,13 +8,13 @@ that a typo cannot silently build another network.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sips.errors import AdapterError, MissingDependencyError
+from sips.configfile import read_config_file
+from sips.errors import AdapterError
 
 #: The published configuration (``recipes/SEMamba_advanced/SEMamba_advanced.yaml``).
 PUBLISHED_CONFIG: dict[str, dict[str, Any]] = {
@@ -121,27 +121,7 @@ def _validate(cfg: dict[str, dict[str, Any]]) -> None:
 
 
 def _read_file(path: Path) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise AdapterError(f"The SEMamba config file {path} does not exist.")
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise AdapterError(f"The SEMamba config {path} is not valid JSON ({err}).") from None
-    try:
-        import yaml
-    except ImportError:
-        raise MissingDependencyError(
-            "Reading a SEMamba YAML config needs PyYAML; install it with `pip install pyyaml`."
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise AdapterError(f"The SEMamba config {path} is not valid YAML ({err}).") from None
-    if not isinstance(data, Mapping):
-        raise AdapterError(f"The SEMamba config {path} does not hold a mapping.")
-    return data
+    return read_config_file(path, "SEMamba config")
 
 
 def derived(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
