@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=20)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the library's)")
-    p.add_argument("--method", default=None, choices=("euler", "heun"))
+    p.add_argument("--method", default=None, choices=("auto", "euler", "heun"))
     p.add_argument("--kappa", type=float, default=None)
     p.add_argument("--ensemble", type=int, default=None)
     p.add_argument("--rescale", default=None, choices=scaling.MODES)

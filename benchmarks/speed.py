@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--method", default=None, choices=("euler", "heun"))
+    parser.add_argument("--method", default=None, choices=("auto", "euler", "heun"))
     parser.add_argument("--kappa", type=float, default=None)
     parser.add_argument("--ensemble", type=int, default=None)
     parser.add_argument("--predictor", default=None, help="also time this predictor alone")

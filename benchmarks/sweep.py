@@ -101,9 +101,9 @@ def main() -> None:
                     diff, half = M.mean_ci([s[k] - b[k] for s, b in zip(scores, base, strict=True)])
                     cells.append(f"{M.mean_ci([s[k] for s in scores])[0]:.3f} ({diff:+.3f} ± {half:.3f})")
                 print(f"| {config} | {calls} | " + " | ".join(cells) + " |", flush=True)
-            everything[f"{name}/{mode}"] = rows
-    if args.json:
-        Path(args.json).write_text(json.dumps(everything, indent=1))
+                everything[f"{name}/{mode}"] = rows
+                if args.json:  # after every config, so that an interrupted sweep keeps what it measured
+                    Path(args.json).write_text(json.dumps(everything, indent=1))
     if args.plots:
         from sips.plot import nfe_curve
 

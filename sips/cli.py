@@ -157,8 +157,9 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method",
         default=DEFAULTS["method"],
-        choices=("euler", "heun"),
-        help=f"euler (Euler-Maruyama) or heun (2nd-order ODE, kappa 0); default {DEFAULTS['method']}",
+        choices=("auto", "euler", "heun"),
+        help="auto (heun for kappa 0, euler for kappa > 0), euler (Euler-Maruyama, the published sampler) "
+        f"or heun (2nd-order ODE, kappa 0 only); default {DEFAULTS['method']}",
     )
     p.add_argument(
         "--rescale",

@@ -38,7 +38,7 @@ from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, 
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
-from .sampler import METHODS, sample
+from .sampler import METHODS, resolve_method, sample
 
 ArrayLike = torch.Tensor | np.ndarray
 LENGTH_TOLERANCE = spectral.N_FFT
@@ -96,7 +96,8 @@ def refine(
             error (resample first, or use the file layer / CLI, which resample).
         steps: number of sampler steps N.
         kappa: stochasticity (0: the deterministic ODE of the published system).
-        method: ``"euler"`` (Euler–Maruyama) or ``"heun"`` (ODE only).
+        method: ``"auto"`` (Heun for ``kappa = 0``, Euler–Maruyama for ``kappa > 0``),
+            ``"euler"`` (Euler–Maruyama, the published sampler) or ``"heun"`` (second-order, ODE only).
         rescale: how the estimates are brought to the mixture's scale and sign before the drift
             is formed (:mod:`sips.scaling`): ``"gain"`` (least-squares gains per source, jointly
             fitting the mixture; a negative gain flips the sign), ``"none"``, or ``"auto"``
@@ -288,8 +289,8 @@ def check_options(options: RefineOptions, rate: int) -> None:
         raise OptionError(f"ensemble_reduce must be 'mean' or 'median', not {options.ensemble_reduce!r}.")
     if not isinstance(options.steps, int) or options.steps < 1:
         raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
-    if options.method not in METHODS:
-        raise OptionError(f"method must be one of {', '.join(map(repr, METHODS))}, not {options.method!r}.")
+    if options.method not in ("auto", *METHODS):
+        raise OptionError(f"method must be one of {', '.join(map(repr, ('auto', *METHODS)))}, not {options.method!r}.")
     if (
         isinstance(options.kappa, bool)
         or not isinstance(options.kappa, int | float)
@@ -527,7 +528,7 @@ def _sample_windows(
             target - y,
             steps=options.steps,
             kappa=options.kappa,
-            method=options.method,
+            method=resolve_method(options.method, options.kappa),
             noise_sampler=noise,
             progress=options.progress and groups == 1 and len(seeds[0]) == 1,
             c=prior.config.c,

@@ -35,13 +35,21 @@ NoiseSampler = Callable[[int, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun")
 
 
+def resolve_method(method: str, kappa: float) -> str:
+    """``"auto"`` means Heun for the deterministic ODE (``kappa = 0``) and Euler–Maruyama for the
+    SDE (``kappa > 0``, which Heun does not integrate); other names are returned unchanged."""
+    if method == "auto":
+        return "heun" if kappa == 0 else "euler"
+    return method
+
+
 def nfe(steps: int, method: str = "euler", kappa: float = 0.0) -> int:
-    """Number of network calls (NFE) of one trajectory of :func:`sample`.
+    """Number of network calls (NFE) of one trajectory of :func:`sample` (``method`` may be ``"auto"``).
 
     The deterministic ODE needs no call at ``t = 0`` and ``t = 1``, where ``gamma_dot`` vanishes:
     Euler makes ``steps - 1`` calls, Heun ``2 * steps - 2``. With ``kappa > 0`` Euler–Maruyama
     also calls the network at ``t = 0``: ``steps`` calls."""
-    if method == "heun":
+    if resolve_method(method, kappa) == "heun":
         return 2 * steps - 2
     return steps if kappa > 0 else steps - 1
 
