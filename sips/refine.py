@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import chunks, defaults, scaling, spectral
+from .checks import check_device, check_seed
 from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
@@ -102,7 +103,7 @@ def refine(
             (``"gain"`` for separators, ``sips.scaling.AUTO_ENHANCEMENT`` for enhancers).
         seed: seeds the injected noise when ``kappa > 0`` (``None``: torch's global RNG).
         device: where the prior runs (default: the mixture's device).
-        progress: show a progress bar (over windows for long inputs, else over steps).
+        progress: show a progress bar over windows x sampler steps (tqdm, to stderr).
         chunk_seconds: inputs longer than this are processed in overlapping windows of this
             length, by the predictor and by the sampler (``None``: never chunk).
         overlap_seconds: overlap of neighbouring windows, cross-faded (and used to keep the
@@ -293,8 +294,9 @@ def check_options(options: RefineOptions, rate: int) -> None:
     if options.method == "heun" and options.kappa > 0:
         raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
     scaling.check(options.rescale)
-    # without a device the mixture's decides, at run time
-    _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
+    check_seed(options.seed)
+    device = check_device(options.device)  # without a device the mixture's decides, at run time
+    _check_dtype(options.dtype, device.type if device is not None else None)
 
 
 def _window_samples(options: RefineOptions, rate: int) -> tuple[int, int]:
@@ -370,7 +372,8 @@ def refine_stream(
     weights = torch.zeros(0)
     done = 0  # samples already written
     previous: tuple[torch.Tensor, int] | None = None  # the last window's ordered estimates and start
-    bar = tqdm(total=len(starts), desc="refine", unit="window", disable=not (options.progress and len(starts) > 1))
+    # one bar over windows x steps: the sampler's callback advances it by the windows of a group
+    bar = tqdm(total=len(starts) * options.steps, desc="refine", unit="step", disable=not options.progress)
     per = 2 if options.uncertainty else 1  # rows of the pending buffer per source
     for group in chunks.batches(starts, options.chunk_batch):
         group_starts = [s for _, s in group]
@@ -384,7 +387,13 @@ def refine_stream(
         est = scaling.rescale(est, segments, options.rescale)
         seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
         refined, spread = _sample_windows(
-            segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device
+            segments / scale,
+            est / scale.unsqueeze(-1),
+            prior,
+            options,
+            seeds,
+            run_device,
+            on_step=lambda _, n=len(group): bar.update(n),
         )
         refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
         if spread is not None:  # cross-faded like the audio: stacked after the sources
@@ -414,7 +423,6 @@ def refine_stream(
             else:
                 write(block)
             pending, weights, done = pending[..., final:], weights[final:], done + final
-        bar.update(len(group))
     bar.close()
     if pending is None:
         return 0
@@ -472,11 +480,12 @@ def _sample_windows(
     options: RefineOptions,
     seeds: list[list[int | None]],
     run_device: torch.device,
+    on_step: Callable[[dict], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``, and
     with ``options.uncertainty`` the members' disagreement per sample ``[G, B, K, W]``.
 
-    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``."""
+    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``; ``on_step`` is the sampler's callback."""
     groups, batch, n_src, size = est.shape
     members = options.ensemble
     trajectories = groups * batch * n_src
@@ -500,7 +509,7 @@ def _sample_windows(
             kappa=options.kappa,
             method=options.method,
             noise_sampler=noise,
-            progress=options.progress and groups == 1 and len(seeds[0]) == 1,
+            callback=on_step,
             c=prior.config.c,
         )
         x = spectral.crop_frames(x.float(), frames).reshape(members, trajectories, *x.shape[1:-1], frames)
