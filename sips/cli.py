@@ -534,7 +534,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="score estimates against references (files matched by relative path)",
         description="Score every estimate in EST_DIR against the reference with the same relative path in REF_DIR "
-        "and print the mean and 95 %% confidence interval of each metric. Separated sources x_s1.wav, x_s2.wav, ... "
+        "and print the mean and 95 % confidence interval of each metric. Separated sources x_s1.wav, x_s2.wav, ... "
         "are matched to references by the permutation with the best SI-SDR; files are resampled to 16 kHz.",
     )
     p.add_argument("references", metavar="REF_DIR", help="folder of clean references (searched recursively)")

@@ -226,6 +226,7 @@ def test_version_and_help_exit_0(capsys):
     assert main(["eval", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "REF_DIR" in help_text and "folder of clean references" in help_text and "permutation" in help_text
+    assert "%%" not in help_text
 
 
 def test_commands_named_in_the_refine_help_exist(capsys):
