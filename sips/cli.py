@@ -3,12 +3,15 @@
 Errors a user can cause print one sentence to stderr and exit with status 2. In a corpus run
 (``refine``, ``eval``, ``quality``) a file that fails for any reason is one line; the run goes on
 and ends with a count of the failures (status 2). Printed paths show bytes that are not UTF-8 as
-``\\xNN``.
+``\\xNN``. Options are checked before any model is loaded or any file is read; a bad option is one
+line and status 2, like any user error. Long work shows a tqdm progress bar on stderr when it is a
+terminal (``--quiet`` turns it off).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,45 +40,130 @@ def _file_error(path: Path, err: Exception) -> str:
     return text if display(path) in display(text) else f"{display(path)}: {text}"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds ``; default X`` to an option's help, unless the text already names its default or the
+    default is ``None`` / ``False`` (the text then says what happens without the option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings:
+            return text
+        if isinstance(default, list | tuple):
+            default = (" " if isinstance(default, list) else ",").join(map(str, default)) or "none"
+        return f"{text}; default {str(default).replace('%', '%%')}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's errors: one line on stderr and status 2, no usage dump."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"sips: error: {message} (see {self.prog} --help).\n")
+
+
+def _number(convert, accept, wanted: str):
+    """An argparse ``type`` that converts with ``convert`` and refuses values where ``accept`` is false."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    parse.__name__ = wanted
+    return parse
+
+
+_COUNT = _number(int, lambda v: v >= 1, "an integer >= 1")
+_NATURAL = _number(int, lambda v: v >= 0, "an integer >= 0")
+_POSITIVE = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+_NON_NEGATIVE = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+_DECAY = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        values = None
+    if values is None or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+_DEVICE_HELP = "where the networks run: cpu, cuda, cuda:1, ...; default cpu (under torchrun, cuda is cuda:LOCAL_RANK)"
+
+
+def _add_quiet(p: argparse.ArgumentParser, *aliases: str) -> None:
+    p.add_argument(
+        "-q", "--quiet", *aliases, action="store_true", help="no progress bar (it shows only when stderr is a terminal)"
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar, unless ``--quiet`` or stderr is not a terminal."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a prior on clean speech (resumes from OUT/checkpoint.pt)")
     p.add_argument("data", nargs="+", help="folders or files of clean speech (any rate, resampled to 16 kHz)")
-    p.add_argument("-o", "--out", required=True, help="run folder (checkpoint.pt, summary.json)")
-    p.add_argument("--valid", nargs="*", default=(), help="held-out clean speech for the validation loss")
-    p.add_argument("--steps", type=int, default=10_000, help="total optimiser steps")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this much wall time")
-    p.add_argument("--batch-size", type=int, default=8, help="segments per step and per process")
-    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of a training crop")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--decay-steps", type=int, default=2000, help="lr decays as 1/sqrt(step/N) after N steps")
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--valid-every", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    p.add_argument("--model-channels", type=int, default=16)
-    p.add_argument("--channel-mult", type=_ints, default=(1, 1, 2, 4, 8))
-    p.add_argument("--num-blocks", type=int, default=1)
-    p.add_argument("--attn-resolutions", type=_ints, default=(), help="e.g. 16 (the lowest level always has one)")
-    p.add_argument("--channels-per-head", type=int, default=64)
-    p.add_argument("--logvar-channels", type=int, default=32)
+    p.add_argument("-o", "--out", required=True, help="run folder (checkpoint.pt, summary.json); required")
+    p.add_argument("--valid", nargs="*", default=(), help="held-out clean speech for the validation loss; default none")
+    p.add_argument("--steps", type=_COUNT, default=10_000, help="total optimiser steps")
+    p.add_argument(
+        "--max-minutes",
+        type=_POSITIVE,
+        default=None,
+        help="stop (resumably) after this much wall time; default no limit",
+    )
+    p.add_argument("--batch-size", type=_COUNT, default=8, help="segments per step and per process")
+    p.add_argument("--segment-seconds", type=_POSITIVE, default=1.0, help="length of a training crop")
+    p.add_argument("--lr", type=_POSITIVE, default=2e-3, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=_NATURAL, default=200, help="linear warm-up of the learning rate (0: none)")
+    p.add_argument(
+        "--decay-steps", type=_NATURAL, default=2000, help="lr decays as 1/sqrt(step/N) after N steps (0: no decay)"
+    )
+    p.add_argument("--ema", type=_DECAY, default=0.999, help="EMA decay of the exported weights")
+    p.add_argument("--checkpoint-every", type=_COUNT, default=200, help="steps between checkpoints")
+    p.add_argument("--valid-every", type=_COUNT, default=200, help="steps between validation losses")
+    p.add_argument("--seed", type=_NATURAL, default=0, help="seed of the crops, noise and initial weights")
+    p.add_argument("--threads", type=_COUNT, default=None, help="torch CPU threads per process; default torch's choice")
+    p.add_argument("--model-channels", type=_COUNT, default=16, help="channels of the network's first level")
+    p.add_argument(
+        "--channel-mult", type=_ints, default=(1, 1, 2, 4, 8), help="channel multiplier per level, comma-separated"
+    )
+    p.add_argument("--num-blocks", type=_COUNT, default=1, help="residual blocks per level")
+    p.add_argument(
+        "--attn-resolutions",
+        type=_ints,
+        default=(),
+        help="frequency resolutions with self-attention, e.g. 16; default none (the lowest level always has one)",
+    )
+    p.add_argument("--channels-per-head", type=_COUNT, default=64, help="channels per attention head")
+    p.add_argument("--logvar-channels", type=_COUNT, default=32, help="width of the log-variance head's time embedding")
     p.add_argument(
         "--augment",
         default="none",
         choices=("none", "voice"),
         help="perturbation of each crop: none, or voice (speed/pitch 0.88-1.12, tilt, one EQ band); default none",
     )
-    p.add_argument("--init", default=None, help="prior whose weights start a new run (same architecture)")
-    p.add_argument("--export", default=None, help="after training, write the EMA weights as a prior folder here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--init", default=None, help="prior whose weights start a new run (same architecture); default random"
+    )
+    p.add_argument(
+        "--export", default=None, help="after training, write the EMA weights as a prior folder here; default none"
+    )
+    _add_quiet(p, "--no-progress")
     p.set_defaults(func=_run_train)
 
 
@@ -84,8 +172,6 @@ def _run_train(args: argparse.Namespace) -> int:
     from .prior import PriorConfig
     from .train import TrainConfig, export, train
 
-    if args.segment_seconds <= 0 or args.steps < 1 or args.batch_size < 1:
-        raise SipsError("--segment-seconds, --steps and --batch-size must be positive.")
     hops = max(round(args.segment_seconds * spectral.SAMPLE_RATE / spectral.HOP), 1)
     prior_cfg = PriorConfig(
         model_channels=args.model_channels,
@@ -113,7 +199,7 @@ def _run_train(args: argparse.Namespace) -> int:
         valid_every=args.valid_every,
         seed=args.seed,
         threads=args.threads,
-        progress=not args.no_progress,
+        progress=_progress(args),
         augment=args.augment,
         init=args.init,
     )
@@ -130,27 +216,48 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_refine(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("refine", help="refine audio files or folders (recursively) with a predictor and the prior")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
-    p.add_argument("-o", "--out", required=True, help="output folder (files named like the inputs)")
+    p.add_argument("-o", "--out", required=True, help="output folder (files named like the inputs); required")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--predictor", default="wiener", help="adapter name (see `sips refine --list`); default wiener")
-    src.add_argument("--estimates", default=None, help="folder of precomputed estimates named like the inputs")
-    p.add_argument("--checkpoint", default=None, help="predictor checkpoint (file or Hub id), if the adapter takes one")
-    p.add_argument(
-        "--predictor-config", default=None, help="predictor hyper-parameters (YAML/JSON) if not in the checkpoint"
+    src.add_argument(
+        "--predictor",
+        default="wiener",
+        help="adapter name (`sips predictors` lists the installed ones); default wiener",
+    )
+    src.add_argument(
+        "--estimates",
+        default=None,
+        help="folder of precomputed estimates named like the inputs, instead of a predictor; default none",
     )
     p.add_argument(
-        "--n-src", type=int, default=None, help="number of sources, for adapters where it is chosen at run time"
+        "--checkpoint",
+        default=None,
+        help="predictor checkpoint (file or Hub id), if the adapter takes one; default the adapter's own weights",
     )
     p.add_argument(
-        "--prior", default=None, help="prior folder, catalog name or Hub repo id[@revision] (default: embedded)"
+        "--predictor-config",
+        default=None,
+        help="predictor hyper-parameters (YAML/JSON) if not in the checkpoint; default none",
+    )
+    p.add_argument(
+        "--n-src",
+        type=_COUNT,
+        default=None,
+        help="number of sources, for adapters where it is chosen at run time; default the adapter's",
+    )
+    p.add_argument(
+        "--prior",
+        default=None,
+        help="prior folder, catalog name (`sips priors` lists them) or Hub repo id[@revision]; default the embedded prior",
     )
     from .defaults import RESCALE_MODES
     from .defaults import SAMPLER as DEFAULTS
 
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help=f"sampler steps N; default {DEFAULTS['steps']}")
+    p.add_argument(
+        "--steps", type=_COUNT, default=DEFAULTS["steps"], help=f"sampler steps N; default {DEFAULTS['steps']}"
+    )
     p.add_argument(
         "--kappa",
-        type=float,
+        type=_NON_NEGATIVE,
         default=DEFAULTS["kappa"],
         help=f"stochasticity of the sampler (0: deterministic ODE); default {DEFAULTS['kappa']}",
     )
@@ -168,20 +275,24 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         help="bring the estimates to the mixture's scale and sign before refining: gain (least-squares gains "
         "per source), none, or auto (gain for separators; see the README); default auto",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the injected noise (kappa > 0); default 0")
-    p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1")
+    p.add_argument("--seed", type=_NATURAL, default=0, help="seed of the injected noise (kappa > 0); default 0")
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
     p.add_argument("--channels", default="each", choices=("each", "mix"), help="refine each channel, or a mono mix")
     p.add_argument("--allow-clipping", action="store_true", help="refine clipped inputs instead of refusing them")
-    p.add_argument("--chunk-seconds", type=float, default=10.0, help="window length for long inputs (0: never chunk)")
-    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-faded overlap of neighbouring windows")
-    p.add_argument("--chunk-batch", type=int, default=1, help="windows processed together")
+    p.add_argument(
+        "--chunk-seconds", type=_NON_NEGATIVE, default=10.0, help="window length for long inputs (0: never chunk)"
+    )
+    p.add_argument(
+        "--overlap-seconds", type=_NON_NEGATIVE, default=1.0, help="cross-faded overlap of neighbouring windows"
+    )
+    p.add_argument("--chunk-batch", type=_COUNT, default=1, help="windows processed together")
     p.add_argument(
         "--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="the prior network's precision"
     )
     p.add_argument("--compile", action="store_true", help="run the prior network through torch.compile")
     p.add_argument(
         "--ensemble",
-        type=int,
+        type=_COUNT,
         default=DEFAULTS["ensemble"],
         help=f"stochastic trajectories per source (needs --kappa > 0); default {DEFAULTS['ensemble']}",
     )
@@ -198,6 +309,7 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         help="separated sources as NAME_s1.wav, ... (suffix, default) or s1/NAME.wav, ... (published)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
+    _add_quiet(p)
     p.set_defaults(func=_run_refine)
 
 
@@ -285,38 +397,20 @@ def _run_refine(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from . import spectral
     from ._atomic import remove_stale
     from .files import refine_estimate_files, refine_file
     from .predictors import load_predictor
     from .prior import load_prior
+    from .refine import RefineOptions, check_options
 
-    out_dir = Path(args.out)
-    pairs = _collect_inputs(args.inputs, out_dir)
-    inputs = {f.resolve() for f, _ in pairs}
-    for _, rel in pairs:
-        _safe_outputs(out_dir, rel, 1, inputs)
-    pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
-    prior = load_prior(args.prior, device=device)
-    options = {"checkpoint": args.checkpoint, "config": args.predictor_config, "n_src": args.n_src, "device": device}
-    options = {k: v for k, v in options.items() if v is not None}
-    if args.estimates and set(options) - {"device"}:
-        raise SipsError("--checkpoint, --predictor-config and --n-src apply to --predictor, not to --estimates.")
-    if args.postprocess and args.estimates:
-        raise OptionError(
-            "--postprocess runs the predictor on the refined signal; use it with --predictor, not --estimates."
-        )
-    predictor = None if args.estimates else load_predictor(args.predictor, **options)
-    if args.postprocess:
-        from .refine import check_postprocess
-
-        check_postprocess(predictor)
     settings = dict(
         steps=args.steps,
         kappa=args.kappa,
         method=args.method,
         rescale=args.rescale,
         seed=args.seed,
-        device=device,
+        device=args.device,
         channels=args.channels,
         allow_clipping=args.allow_clipping,
         chunk_seconds=args.chunk_seconds or None,
@@ -329,15 +423,35 @@ def _run_refine(args: argparse.Namespace) -> int:
         postprocess=args.postprocess,
         layout=args.layout,
     )
+    # every option is checked before any file is read or any model is loaded
     if args.ensemble > 1 and args.kappa == 0:
         raise OptionError("--ensemble needs --kappa > 0: with kappa 0 every member is the same trajectory.")
-    from .refine import RefineOptions, check_options
-
+    if args.estimates and (args.checkpoint, args.predictor_config, args.n_src) != (None, None, None):
+        raise OptionError("--checkpoint, --predictor-config and --n-src apply to --predictor, not to --estimates.")
+    if args.postprocess and args.estimates:
+        raise OptionError(
+            "--postprocess runs the predictor on the refined signal; use it with --predictor, not --estimates."
+        )
     checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping", "layout")}
-    check_options(RefineOptions(**{**checked, "device": device or "cpu"}), prior.config.sample_rate)
+    check_options(RefineOptions(**{**checked, "device": args.device or "cpu"}), spectral.SAMPLE_RATE)
+    out_dir = Path(args.out)
+    pairs = _collect_inputs(args.inputs, out_dir)
+    inputs = {f.resolve() for f, _ in pairs}
+    for _, rel in pairs:
+        _safe_outputs(out_dir, rel, 1, inputs)
+    pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
+    settings.update(device=device, progress=_progress(args) and rank == 0)
+    prior = load_prior(args.prior, device=device)
+    options = {"checkpoint": args.checkpoint, "config": args.predictor_config, "n_src": args.n_src, "device": device}
+    options = {k: v for k, v in options.items() if v is not None}
+    predictor = None if args.estimates else load_predictor(args.predictor, **options)
+    if args.postprocess:
+        from .refine import check_postprocess
+
+        check_postprocess(predictor)
     failed: list[str] = []
     skipped = 0
-    bar = tqdm(pairs, desc="refine", unit="file", disable=len(pairs) < 2 or rank != 0)
+    bar = tqdm(pairs, desc="files", unit="file", disable=len(pairs) < 2 or not settings["progress"])
     for f, rel in bar:
         try:
             estimates = _estimate_files(Path(args.estimates), rel, args.layout) if predictor is None else []
@@ -387,29 +501,39 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _add_quality(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quality", help="reference-free quality score of audio files from the prior (higher is cleaner)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
-    p.add_argument("--csv", default=None, help="write one row per file here")
-    p.add_argument("--prior", default=None, help="prior folder, catalog name or Hub repo id (default: embedded)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fixed probes")
-    p.add_argument("--device", default=None, help="e.g. cpu, cuda")
+    p.add_argument("--csv", default=None, help="write one row per file here; default none")
+    p.add_argument(
+        "--prior",
+        default=None,
+        help="prior folder, catalog name (`sips priors` lists them) or Hub repo id; default the embedded prior",
+    )
+    p.add_argument("--seed", type=_NATURAL, default=0, help="seed of the fixed probes")
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    _add_quiet(p)
     p.set_defaults(func=_run_quality)
 
 
 def _run_quality(args: argparse.Namespace) -> int:
     import csv
 
+    from tqdm.auto import tqdm
+
     from ._atomic import atomic_path
     from .audio import display, load_mono
+    from .checks import check_device
     from .prior import load_prior
     from .quality import quality
 
+    check_device(args.device)
+    progress = _progress(args)
     prior = load_prior(args.prior, device=args.device)
     rate = prior.config.sample_rate
-    files = [(f, display(f.name if root.is_file() else f.relative_to(root))) for root, f in _find_audio(args.inputs)]
+    files = [(f, display(f)) for _, f in _find_audio(args.inputs)]  # named as given: a/x.wav and b/x.wav differ
     rows, failed = [], 0
-    for path, name in files:
+    for path, name in tqdm(files, desc="files", unit="file", disable=not progress or len(files) < 2):
         try:
             wav = load_mono(path, rate)
-            result = quality(wav, prior=prior, sample_rate=rate, seed=args.seed, device=args.device)
+            result = quality(wav, prior=prior, sample_rate=rate, seed=args.seed, device=args.device, progress=progress)
         except Exception as err:  # noqa: BLE001 - one file never stops a corpus run
             _say(f"sips: error: {_file_error(path, err)}", file=sys.stderr)
             failed += 1
@@ -430,16 +554,26 @@ def _run_quality(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="score estimates against references (files matched by relative path)")
-    p.add_argument("references", metavar="REF_DIR")
-    p.add_argument("estimates", metavar="EST_DIR")
-    p.add_argument("--csv", default=None, help="write one row per file here")
+    p = sub.add_parser(
+        "eval",
+        help="score estimates against references (files matched by relative path)",
+        description="Score every estimate in EST_DIR against the reference with the same relative path in REF_DIR "
+        "and print the mean and 95 % confidence interval of each metric. Separated sources x_s1.wav, x_s2.wav, ... "
+        "are matched to references by the permutation with the best SI-SDR; files are resampled to 16 kHz.",
+    )
+    p.add_argument("references", metavar="REF_DIR", help="folder of clean references (searched recursively)")
+    p.add_argument(
+        "estimates", metavar="EST_DIR", help="folder of estimates named like the references (x.wav or x_s1.wav, ...)"
+    )
+    p.add_argument("--csv", default=None, help="write one row per item here; default none")
     p.add_argument(
         "--metrics",
         nargs="+",
+        choices=("si_sdr", "pesq", "estoi", "dnsmos", "nisqa"),
         default=["si_sdr", "pesq", "estoi", "dnsmos"],
-        help="among si_sdr pesq estoi dnsmos nisqa (default: all but nisqa)",
+        help="metrics to compute (nisqa needs local weights, see the README)",
     )
+    _add_quiet(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -447,7 +581,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folders, format_summary
 
     items, summary, problems = evaluate_folders(
-        args.references, args.estimates, args.metrics, args.csv, progress=sys.stderr.isatty()
+        args.references, args.estimates, args.metrics, args.csv, progress=_progress(args)
     )
     print(format_summary(summary, sum(1 for i in items if i.scores)))
     for problem in problems:
@@ -496,10 +630,33 @@ def _run_priors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predictors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predictors", help="list the installed predictor adapters (names for refine --predictor)")
+    p.set_defaults(func=_run_predictors)
+
+
+def _run_predictors(args: argparse.Namespace) -> int:
+    from .predictors import BUILTIN_ADAPTERS, adapter_distributions
+
+    found = adapter_distributions()
+    width = max(map(len, [*found, "name"]))
+    print(f"{'name':<{width}}  distribution")
+    for name, dist in found.items():
+        print(f"{name:<{width}}  {dist or 'registered in code'}")
+    missing = sorted({d for n, d in BUILTIN_ADAPTERS.items() if n not in found})
+    if missing:
+        print(f"built-in adapters not installed: pip install {' '.join(missing)}", file=sys.stderr)
+    return 0
+
+
 def _add_download(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="fetch a prior into the Hub cache for offline use; prints its folder")
     p.add_argument("prior", metavar="NAME_OR_REPO", help="catalog name or Hub repo id (org/name[@revision])")
-    p.add_argument("--revision", default=None, help="branch, tag or commit hash of a repo id")
+    p.add_argument(
+        "--revision",
+        default=None,
+        help="branch, tag or commit hash of a repo id; default main (a catalog name is pinned)",
+    )
     p.add_argument("--force-download", action="store_true", help="fetch again even if cached")
     _add_hub_options(p)
     p.set_defaults(func=_run_download)
@@ -529,7 +686,9 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default=None, help="branch to commit to (default main)")
     p.add_argument("--message", default="Upload sips prior", help="commit message")
     p.add_argument("--license", default=None, help="licence of the weights (default: the folder's card, else other)")
-    p.add_argument("--dataset", action="append", default=None, help="training dataset (repeatable)")
+    p.add_argument(
+        "--dataset", action="append", default=None, help="training dataset (repeatable); default: the folder's card"
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be uploaded, send nothing")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
     p.set_defaults(func=_run_push)
@@ -558,11 +717,15 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sips", description="Refine speech with a clean-speech generative prior.")
+    from ._version import __version__
+
+    parser = _Parser(prog="sips", description="Refine speech with a clean-speech generative prior.")
+    parser.add_argument("--version", action="version", version=f"sips {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_refine(sub)
     _add_eval(sub)
     _add_quality(sub)
+    _add_predictors(sub)
     _add_priors(sub)
     _add_download(sub)
     _add_push(sub)
@@ -573,7 +736,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) or a bad option (2, one line already printed)
+        return stop.code
     try:
         return args.func(args)
     except SipsError as err:

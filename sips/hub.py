@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .catalog import CatalogEntry, get_entry, load_catalog
-from .errors import HubError, PriorLoadError
+from .errors import HubError, PriorLoadError, SipsError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,7 +25,17 @@ CARD_NAME = "README.md"
 LIBRARY = "sips"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
+# Seconds to wait for any answer from the Hub before calling it unreachable (huggingface_hub
+# itself retries a failed connection for about half a minute).
+HUB_TIMEOUT = 5.0
+
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+class RepoUnavailableError(PriorLoadError):
+    """The repo was not found, or the Hub could not be asked: a name meant as a folder ends here too."""
+
+
 _REPO_SPEC = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>.+))?")
 
 
@@ -118,6 +128,10 @@ def fetch_prior(
     )
 
     repo_id, revision, entry = resolve_spec(spec, revision)
+    offline = local_files_only or _offline()
+    reachable = offline or hub_reachable()
+    if not reachable and force_download:
+        raise unreachable_error(f"the prior {spec!r} cannot be fetched again")
 
     def download(filename: str) -> Path:
         return Path(
@@ -126,7 +140,7 @@ def fetch_prior(
                 filename,
                 revision=revision,
                 cache_dir=cache_dir,
-                local_files_only=local_files_only,
+                local_files_only=local_files_only or not reachable,  # unreachable: the cache answers at once
                 token=token,
                 force_download=force_download,
                 library_name=LIBRARY,
@@ -140,6 +154,8 @@ def fetch_prior(
             check_config(config_path)
         weights_path = download(WEIGHTS_NAME)
     except LocalEntryNotFoundError:
+        if not reachable:
+            raise unreachable_error(f"the prior {spec!r} is not in the local cache") from None
         raise _not_cached(spec, local_files_only) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
         raise _diagnose(repo_id, revision, token, err) from None
@@ -163,6 +179,33 @@ def _endpoint() -> str:
     return constants.ENDPOINT
 
 
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Whether the Hub endpoint (``HF_ENDPOINT``) answers at all within ``timeout`` seconds: one
+    request through huggingface_hub's own HTTP session (proxies apply), no retries; any HTTP
+    status counts as an answer."""
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(_endpoint(), timeout=timeout)
+    except Exception:  # noqa: BLE001 - any transport failure of the HTTP library the Hub client uses
+        return False
+    return True
+
+
+def unreachable_error(consequence: str, error: type[SipsError] = RepoUnavailableError) -> SipsError:
+    """The one sentence for a Hub that does not answer: ``consequence`` says what that means here."""
+    return error(
+        f"The Hugging Face Hub at {_endpoint()} cannot be reached (no answer within {HUB_TIMEOUT:g} s), so "
+        f"{consequence}; check the network connection or HF_ENDPOINT."
+    )
+
+
 def _reason(err: Exception) -> str:
     response = getattr(err, "response", None)
     status = getattr(response, "status_code", None)
@@ -170,18 +213,18 @@ def _reason(err: Exception) -> str:
     return f"HTTP {status}" if status is not None else first
 
 
-def _not_cached(spec: str, local_files_only: bool) -> PriorLoadError:
+def _not_cached(spec: str, local_files_only: bool) -> RepoUnavailableError:
     from huggingface_hub import constants
 
     if local_files_only or constants.is_offline_mode():
         why = "local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
-        return PriorLoadError(
+        return RepoUnavailableError(
             f"The prior {spec!r} is not in the local Hub cache and downloads are off ({why}); "
             f"pre-fetch it while online with `sips download {spec}`."
         )
-    return PriorLoadError(
-        f"Cannot reach the Hub at {constants.ENDPOINT} and the prior {spec!r} is not in the local cache; "
-        f"check the connection or HF_ENDPOINT, or pre-fetch it with `sips download {spec}` where the Hub is reachable."
+    return RepoUnavailableError(
+        f"The Hub at {constants.ENDPOINT} stopped answering and the prior {spec!r} is not in the local cache; "
+        "check the network connection or HF_ENDPOINT."
     )
 
 
@@ -193,7 +236,7 @@ def _diagnose(repo_id: str, revision: str | None, token: str | bool | None, err:
     try:
         refs = api.list_repo_refs(repo_id)
     except HfHubHTTPError:
-        return PriorLoadError(
+        return RepoUnavailableError(
             f"The Hub repo {repo_id} was not found at {_endpoint()} (a private repo needs a token: HF_TOKEN or token=)."
         )
     names = [r.name for r in (*refs.branches, *refs.tags)]
@@ -262,6 +305,8 @@ def upload(
     from huggingface_hub.errors import HfHubHTTPError
 
     repo_id, _ = parse_repo_spec(repo_id)
+    if not hub_reachable():
+        raise unreachable_error(f"nothing was uploaded to {repo_id}", HubError)
     api = _api(token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -23,6 +23,15 @@ from .errors import AdapterError
 
 ENTRY_POINT_GROUP = "sips.adapters"
 DEFAULT_SAMPLE_RATE = 16000
+# The built-in adapters and the distribution that installs each, named when one is missing.
+BUILTIN_ADAPTERS = {
+    "wiener": "sips-prior",
+    "semamba": "sips-semamba",
+    "convtasnet": "sips-asteroid",
+    "asteroid": "sips-asteroid",
+    "flexio": "sips-flexio",
+    "ncsnpp": "sips-ncsnpp",
+}
 
 
 @runtime_checkable
@@ -75,6 +84,16 @@ def available_adapters() -> list[str]:
     return sorted(set(_registry) | set(_entry_points()))
 
 
+def adapter_distributions() -> dict[str, str | None]:
+    """Every available adapter name and the distribution that registers it (``None`` for one
+    registered in code with :func:`register_adapter`); nothing is imported."""
+    found: dict[str, str | None] = dict.fromkeys(_registry)
+    for key, points in _entry_points().items():
+        dist = getattr(points[0], "dist", None)
+        found[key] = dist.name if dist is not None else None
+    return dict(sorted(found.items()))
+
+
 def get_adapter(name: str) -> AdapterFactory:
     """The factory registered under ``name`` (loading its entry point if needed)."""
     key = _key(name)
@@ -86,7 +105,13 @@ def get_adapter(name: str) -> AdapterFactory:
         raise AdapterError(f"Several installed distributions register the adapter {name!r} ({values}).")
     if not points:
         known = ", ".join(available_adapters()) or "none"
-        raise AdapterError(f"Unknown predictor {name!r}; available adapters: {known}.")
+        if key in BUILTIN_ADAPTERS:
+            dist = BUILTIN_ADAPTERS[key]
+            raise AdapterError(
+                f"The predictor {name!r} comes with the distribution {dist}, which is not installed "
+                f"(pip install {dist}); installed adapters: {known}."
+            )
+        raise AdapterError(f"Unknown predictor {name!r}; available adapters: {known} (`sips predictors` lists them).")
     try:
         factory = points[0].load()
     except ImportError as err:

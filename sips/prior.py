@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ._atomic import atomic_path, write_text
+from .checks import check_device
 from .errors import PriorLoadError
 from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
@@ -149,6 +150,7 @@ class ScorePrior(ScoreNet):
                 ``HF_HUB_OFFLINE``, ``HF_HUB_CACHE``/``HF_HOME`` and ``HF_ENDPOINT`` apply.
             device: where to put the network (default CPU).
         """
+        check_device(device)
         path = Path(name_or_path)
         if path.is_dir():
             if revision is not None:
@@ -157,14 +159,25 @@ class ScorePrior(ScoreNet):
         spec = str(name_or_path)
         if path.is_file():
             raise PriorLoadError(f"{spec} is a file; a prior is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}.")
-        folder = download_prior(
-            spec,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            force_download=force_download,
-        )
+        from .hub import RepoUnavailableError
+
+        if _path_like(spec):
+            raise PriorLoadError(f"Prior folder not found: {spec} does not exist.")
+        try:
+            folder = download_prior(
+                spec,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                force_download=force_download,
+            )
+        except RepoUnavailableError as err:
+            if "/" not in spec or "@" in spec or revision is not None:  # surely not meant as a folder
+                raise
+            reason = str(err)
+            reason = reason[0].lower() + reason[1:] if reason[1:2].islower() else reason
+            raise PriorLoadError(f"No folder {spec} exists here, and as a Hub repo id: {reason}") from None
         return cls._from_folder(folder, device, source=spec)
 
     @classmethod
@@ -190,6 +203,19 @@ class ScorePrior(ScoreNet):
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
             return push_prior(tmp, repo_id, **kwargs)
+
+
+def _path_like(spec: str) -> bool:
+    """Whether a prior name that is no existing folder can only be meant as a path: it starts with
+    ``/ . ~``, has a backslash or a trailing slash, is no ``org/name[@revision]``, or its parent
+    folder exists (``runs/myprior`` where ``runs/`` does)."""
+    from .hub import is_repo_spec
+
+    if "@" in spec and is_repo_spec(spec):
+        return False
+    if spec.startswith(("/", ".", "~")) or "\\" in spec or spec.endswith("/"):
+        return True
+    return "/" in spec and (not is_repo_spec(spec) or Path(spec).parent.is_dir())
 
 
 def download_prior(
@@ -257,6 +283,7 @@ def embedded_prior_path() -> Path:
 def load_prior(name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> ScorePrior:
     """Load a prior: ``None`` gives the embedded default (offline); otherwise a folder, a catalog
     name or a Hub repo id, with the keyword arguments of :meth:`ScorePrior.from_pretrained`."""
+    check_device(kwargs.get("device"))
     if name_or_path is None:
         if kwargs.get("revision") is not None:
             raise PriorLoadError("revision= needs a Hub repo id; the embedded prior has no revisions.")

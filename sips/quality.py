@@ -42,8 +42,10 @@ import dataclasses
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import spectral
+from .checks import check_device, check_seed
 from .errors import AudioError, OptionError
 from .interpolant import noise_level
 from .prior import ScorePrior
@@ -79,6 +81,7 @@ def quality(
     probes: int = DEFAULT_PROBES,
     chunk_seconds: float = 10.0,
     device: str | torch.device | None = None,
+    progress: bool = False,
 ) -> QualityScore | list[QualityScore]:
     """Score how close ``audio`` is to clean speech, without a reference (see the module docstring).
 
@@ -91,14 +94,17 @@ def quality(
         probes: noise draws per time.
         chunk_seconds: inputs are scored in consecutive windows of this length.
         device: where the prior runs (default: the audio's device).
+        progress: show a progress bar over the network calls (windows x levels x probes).
 
     Returns:
         A :class:`QualityScore` for ``[T]``, a list of them for ``[B, T]``.
     """
     from .refine import as_batch, check_rate, default_prior  # the tensor-input checks refine uses
 
-    if levels < 1 or probes < 1 or chunk_seconds <= 0:
+    if levels < 1 or probes < 1 or not chunk_seconds > 0:
         raise OptionError("levels and probes must be at least 1 and chunk_seconds positive.")
+    check_seed(seed)
+    check_device(device)
     wav, _ = as_batch(audio)
     prior = prior if prior is not None else default_prior()
     check_rate(sample_rate, prior)
@@ -106,16 +112,17 @@ def quality(
     prior = prior.to(run_device)
     wav = wav / wav.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
     window = max(round(chunk_seconds * prior.config.sample_rate) // spectral.HOP, 1) * spectral.HOP
+    length = wav.shape[-1]
+    starts = list(range(0, length, window))
+    if len(starts) > 1 and length - starts[-1] <= spectral.N_FFT:  # a short tail joins the window before
+        starts.pop()
+    bar = tqdm(total=len(wav) * len(starts) * levels * probes, desc="quality", unit="call", disable=not progress)
     results = []
     for item in wav:
-        length = item.shape[-1]
-        starts = list(range(0, length, window))
-        if len(starts) > 1 and length - starts[-1] <= spectral.N_FFT:  # a short tail joins the window before
-            starts.pop()
         frames, per_level = [], []
         for index, start in enumerate(starts):
             stop = starts[index + 1] if index + 1 < len(starts) else length
-            f, lv = _score_window(item[start:stop], prior, seed, index, levels, probes, run_device)
+            f, lv = _score_window(item[start:stop], prior, seed, index, levels, probes, run_device, bar)
             # a window's last frame is the next window's first (windows are whole hops long)
             frames.append(f if stop == length else f[:-1])
             per_level.append(lv)
@@ -128,15 +135,23 @@ def quality(
                 levels=torch.stack(per_level).mean(0).cpu(),
             )
         )
+    bar.close()
     if isinstance(audio, np.ndarray | torch.Tensor) and audio.ndim == 1:
         return results[0]
     return results
 
 
 def _score_window(
-    wav: torch.Tensor, prior: ScorePrior, seed: int, index: int, levels: int, probes: int, device: torch.device
+    wav: torch.Tensor,
+    prior: ScorePrior,
+    seed: int,
+    index: int,
+    levels: int,
+    probes: int,
+    device: torch.device,
+    bar: tqdm,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``wav [T] -> (per-frame score [N], per-level score [L])`` for one window."""
+    """``wav [T] -> (per-frame score [N], per-level score [L])`` for one window; ``bar`` counts the calls."""
     if wav.shape[-1] <= spectral.N_FFT // 2:
         raise AudioError(
             f"The audio is too short to score: {wav.shape[-1]} samples, need more than {spectral.N_FFT // 2}."
@@ -158,4 +173,5 @@ def _score_window(
                 loss = residual / logvar.exp() + logvar
                 per_frame += -loss / (levels * probes)
                 per_level[j] += float(-loss.mean()) / probes
+                bar.update(1)
     return per_frame, per_level

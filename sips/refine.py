@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import chunks, defaults, scaling, spectral
+from .checks import check_device, check_seed
 from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
@@ -104,7 +105,7 @@ def refine(
             (``"gain"`` for separators, ``sips.scaling.AUTO_ENHANCEMENT`` for enhancers).
         seed: seeds the injected noise when ``kappa > 0`` (``None``: torch's global RNG).
         device: where the prior runs (default: the mixture's device).
-        progress: show a progress bar (over windows for long inputs, else over steps).
+        progress: show a progress bar over windows x sampler steps (tqdm, to stderr).
         chunk_seconds: inputs longer than this are processed in overlapping windows of this
             length, by the predictor and by the sampler (``None``: never chunk).
         overlap_seconds: overlap of neighbouring windows, cross-faded (and used to keep the
@@ -303,8 +304,9 @@ def check_options(options: RefineOptions, rate: int) -> None:
     scaling.check(options.rescale)
     if not isinstance(options.postprocess, bool):
         raise OptionError(f"postprocess must be True or False, got {options.postprocess!r}.")
-    # without a device the mixture's decides, at run time
-    _check_dtype(options.dtype, torch.device(options.device).type if options.device is not None else None)
+    check_seed(options.seed)
+    device = check_device(options.device)  # without a device the mixture's decides, at run time
+    _check_dtype(options.dtype, device.type if device is not None else None)
 
 
 def _window_samples(options: RefineOptions, rate: int) -> tuple[int, int]:
@@ -396,7 +398,8 @@ def refine_stream(
     weights = torch.zeros(0)
     done = 0  # samples already written
     previous: tuple[torch.Tensor, int] | None = None  # the last window's ordered estimates and start
-    bar = tqdm(total=len(starts), desc="refine", unit="window", disable=not (options.progress and len(starts) > 1))
+    # one bar over windows x steps: the sampler's callback advances it by the windows of a group
+    bar = tqdm(total=len(starts) * options.steps, desc="refine", unit="step", disable=not options.progress)
     per = 2 if options.uncertainty else 1  # rows of the pending buffer per source
     for group in chunks.batches(starts, options.chunk_batch):
         group_starts = [s for _, s in group]
@@ -412,7 +415,13 @@ def refine_stream(
         est = scaling.rescale(est, segments, options.rescale)
         seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
         refined, spread = _sample_windows(
-            segments / scale, est / scale.unsqueeze(-1), prior, options, seeds, run_device
+            segments / scale,
+            est / scale.unsqueeze(-1),
+            prior,
+            options,
+            seeds,
+            run_device,
+            on_step=lambda _, n=len(group): bar.update(n),
         )
         refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
         if options.postprocess:  # K = 1: the predictor on the refined window, at the input's scale
@@ -444,7 +453,6 @@ def refine_stream(
             else:
                 write(block)
             pending, weights, done = pending[..., final:], weights[final:], done + final
-        bar.update(len(group))
     bar.close()
     if pending is None:
         return 0
@@ -502,11 +510,12 @@ def _sample_windows(
     options: RefineOptions,
     seeds: list[list[int | None]],
     run_device: torch.device,
+    on_step: Callable[[dict], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``, and
     with ``options.uncertainty`` the members' disagreement per sample ``[G, B, K, W]``.
 
-    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``."""
+    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``; ``on_step`` is the sampler's callback."""
     groups, batch, n_src, size = est.shape
     members = options.ensemble
     trajectories = groups * batch * n_src
@@ -530,7 +539,7 @@ def _sample_windows(
             kappa=options.kappa,
             method=resolve_method(options.method, options.kappa),
             noise_sampler=noise,
-            progress=options.progress and groups == 1 and len(seeds[0]) == 1,
+            callback=on_step,
             c=prior.config.c,
         )
         x = spectral.crop_frames(x.float(), frames).reshape(members, trajectories, *x.shape[1:-1], frames)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .errors import OptionError
 from .interpolant import DEFAULT_C, gamma, gamma_dot, time_grid
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -87,13 +88,13 @@ def sample(
         ``[B, ...]`` final state.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
+        raise OptionError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
     if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+        raise OptionError(f"steps must be a positive integer, got {steps!r}.")
     if kappa < 0 or not math.isfinite(kappa):
-        raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}.")
+        raise OptionError(f"kappa must be a finite number >= 0, got {kappa!r}.")
     if method == "heun" and kappa > 0:
-        raise ValueError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
     if drift.shape != y.shape:
         raise ValueError(f"drift {list(drift.shape)} and y {list(y.shape)} must have the same shape.")
     if noise_sampler is None:

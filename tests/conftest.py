@@ -49,7 +49,7 @@ def zero_prior():
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():
-        pytest.fail(f"golden fixtures not found at {REFERENCE}")
+        pytest.fail(f"golden fixtures not found at {REFERENCE}: the tests need ../shared/reference beside the clone")
     return REFERENCE
 
 

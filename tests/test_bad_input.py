@@ -381,3 +381,90 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
     assert "skipped 2" in capsys.readouterr().err
     assert main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "2", "--overwrite"]) == 0
     assert all(p.stat().st_mtime_ns != first[p.name] for p in _outputs(tmp_path) if p.name in first)
+
+
+LOADED: list[str] = []
+
+
+@sips.register_adapter("test-loaded")
+def _loaded(**_):
+    LOADED.append("loaded")
+    return sips.load_predictor("wiener")
+
+
+# Bad options, each with inputs that do not exist: the option must be refused first, in one line,
+# before any file is read or any model loaded (the adapter "test-loaded" records being built).
+REFINE = ["refine", "IN/none.wav", "-o", "TMP/OUT", "--predictor", "test-loaded"]
+OPTION_CASES = {
+    "kappa-negative": ([*REFINE, "--kappa", "-1"], "--kappa: expected a number >= 0, got '-1'"),
+    "kappa-nan": ([*REFINE, "--kappa", "nan"], "--kappa: expected a number >= 0, got 'nan'"),
+    "method-unknown": ([*REFINE, "--method", "rk4"], "--method: invalid choice: 'rk4'"),
+    "heun-with-kappa": ([*REFINE, "--method", "heun", "--kappa", "0.3"], "use kappa=0 or method='euler'"),
+    "steps-zero": ([*REFINE, "--steps", "0"], "--steps: expected an integer >= 1, got '0'"),
+    "steps-text": ([*REFINE, "--steps", "many"], "--steps: expected an integer >= 1, got 'many'"),
+    "seed-negative": ([*REFINE, "--seed", "-1"], "--seed: expected an integer >= 0"),
+    "chunk-negative": ([*REFINE, "--chunk-seconds", "-2"], "--chunk-seconds: expected a number >= 0"),
+    "overlap-too-long": ([*REFINE, "--chunk-seconds", "2", "--overlap-seconds", "3"], "overlap_seconds (3.0) must lie"),
+    "chunk-batch-zero": ([*REFINE, "--chunk-batch", "0"], "--chunk-batch: expected an integer >= 1"),
+    "n-src-zero": ([*REFINE, "--n-src", "0"], "--n-src: expected an integer >= 1"),
+    "ensemble-without-kappa": ([*REFINE, "--ensemble", "4"], "--ensemble needs --kappa > 0"),
+    "device-gpu": ([*REFINE, "--device", "gpu"], "The device 'gpu' is not available here; available: cpu"),
+    "device-absent-cuda": ([*REFINE, "--device", "cuda:99"], "The device 'cuda:99' is not available here"),
+    "quality-seed": (["quality", "IN/none.wav", "--seed", "-3"], "--seed: expected an integer >= 0"),
+    "quality-device": (["quality", "IN/none.wav", "--device", "gpu"], "The device 'gpu' is not available"),
+    "eval-metric": (["eval", "TMP/REF", "TMP/EST", "--metrics", "mos"], "--metrics: invalid choice: 'mos'"),
+    "train-steps": (["train", "IN", "-o", "TMP/RUN", "--steps", "0"], "--steps: expected an integer >= 1"),
+    "train-lr": (["train", "IN", "-o", "TMP/RUN", "--lr", "inf"], "--lr: expected a number > 0"),
+    "train-ema": (["train", "IN", "-o", "TMP/RUN", "--ema", "1"], "--ema: expected a number in [0, 1)"),
+    "train-segment": (["train", "IN", "-o", "TMP/RUN", "--segment-seconds", "0"], "--segment-seconds: expected a"),
+    "train-channel-mult": (["train", "IN", "-o", "TMP/RUN", "--channel-mult", "1,0"], "integers >= 1, got '1,0'"),
+    "train-threads": (["train", "IN", "-o", "TMP/RUN", "--threads", "0"], "--threads: expected an integer >= 1"),
+    "train-minutes": (["train", "IN", "-o", "TMP/RUN", "--max-minutes", "-5"], "--max-minutes: expected a number > 0"),
+}
+if not torch.cuda.is_available():
+    OPTION_CASES["device-cuda"] = ([*REFINE, "--device", "cuda"], "The device 'cuda' is not available here")
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES), ids=list(OPTION_CASES))
+def test_bad_option_is_refused_first_in_one_line(case, tmp_path, capsys):
+    args, fragment = OPTION_CASES[case]
+    LOADED.clear()
+    args = [a.replace("IN", str(tmp_path / "IN")).replace("TMP", str(tmp_path)) for a in args]
+    code = main(args)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and captured.out == "", lines
+    assert len(lines) == 1 and lines[0].startswith("sips: error: ") and fragment in lines[0], lines
+    assert LOADED == [] and not any(tmp_path.iterdir())  # nothing loaded, nothing written
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"method": "rk4"},
+        {"kappa": -1.0},
+        {"kappa": float("nan")},
+        {"steps": 0},
+        {"seed": -1},
+        {"device": "gpu"},
+        {"device": "cuda:99"},
+        {"ensemble": 0},
+    ],
+    ids=str,
+)
+def test_bad_options_in_python_are_option_errors_before_the_predictor_runs(options):
+    calls = []
+
+    def predictor(x):
+        calls.append(x)
+        return x
+
+    with pytest.raises(sips.OptionError):
+        sips.refine(predictor, noisy(speech_like(0.5), 10.0), **options)
+    assert calls == []
+
+
+@pytest.mark.parametrize("options", [{"seed": -1}, {"device": "gpu"}], ids=str)
+def test_bad_quality_options_in_python_are_option_errors(options):
+    with pytest.raises(sips.OptionError):
+        sips.quality(speech_like(0.5), **options)

@@ -1,3 +1,4 @@
+import argparse
 import os
 import shutil
 import subprocess
@@ -192,3 +193,133 @@ def test_channels_mix_writes_mono(tmp_path, prior_dir):
     assert main([*args, "--channels", "mix"]) == 0
     info = sf.info(tmp_path / "out" / "s.wav")
     assert (info.channels, info.samplerate) == (1, 22050)
+
+
+def _options(parser=None):
+    """(subcommand, action) for every option and argument of every subcommand."""
+    from sips.cli import build_parser
+
+    parser = parser or build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                yield name, sub, action
+
+
+def test_every_option_has_a_sentence_and_its_default():
+    missing = []
+    for name, sub, action in _options():
+        text = sub._get_formatter()._get_help_string(action)
+        flag = action.option_strings[-1] if action.option_strings else action.dest
+        if len(text.split()) < 2:
+            missing.append(f"sips {name} {flag}: no help")
+        elif action.option_strings and not action.required and action.default is not False and "default" not in text:
+            missing.append(f"sips {name} {flag}: no default in {text!r}")
+    assert missing == []
+    assert len(list(_options())) > 60
+
+
+def test_version_and_help_exit_0(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"sips {sips.__version__}"
+    assert main(["eval", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "REF_DIR" in help_text and "folder of clean references" in help_text and "permutation" in help_text
+    assert "%%" not in help_text
+
+
+def test_commands_named_in_the_refine_help_exist(capsys):
+    """The help points to `sips predictors` and `sips priors`; both run and list what they name."""
+    import re
+
+    assert main(["refine", "--help"]) == 0
+    named = sorted(set(re.findall(r"`sips (\w+)`", " ".join(capsys.readouterr().out.split()))))
+    assert named == ["predictors", "priors"]
+    assert main(["predictors"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert {"wiener", "sips-prior", "semamba", "sips-semamba"} <= set(listed)
+    assert main(["priors"]) == 0
+    assert "sips-cpu-16k" in capsys.readouterr().out
+
+
+def test_a_missing_builtin_adapter_names_its_distribution(tmp_path, monkeypatch, capsys):
+    from sips import predictors
+
+    real = predictors._entry_points
+    monkeypatch.setattr(predictors, "_entry_points", lambda: {k: v for k, v in real().items() if k != "semamba"})
+    monkeypatch.delitem(predictors._registry, "semamba", raising=False)
+    write_wav(tmp_path / "x.wav", noisy(speech_like(0.5), 5.0).numpy())
+    assert main(["refine", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "--predictor", "semamba"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "comes with the distribution sips-semamba, which is not installed (pip install sips-semamba)" in line
+    assert main(["predictors"]) == 0
+    assert "pip install sips-semamba" in capsys.readouterr().err
+
+
+# small networks: one thread is as fast, and far faster than two on a CPU shared with other work
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run ``sips ARGS`` with stderr on a pseudo-terminal; returns (status, terminal text, stdout)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 rows, 120 columns
+    proc = subprocess.Popen(
+        [str(SIPS), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=ONE_THREAD
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.stdout.read().decode()
+    os.close(master)
+    return proc.wait(timeout=120), seen.decode(errors="replace"), out
+
+
+def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir):
+    """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal,
+    or with --quiet, only the written path is printed (checked on 3 s in 1 s windows, to be quick)."""
+    from sips.chunks import window_starts
+
+    write_wav(tmp_path / "long.wav", noisy(speech_like(60.0), 10.0).numpy())
+    total = len(window_starts(60 * 16000, 10 * 16000, 16000)) * 2
+    code, terminal, out = _in_a_terminal(
+        ["refine", str(tmp_path / "long.wav"), "--prior", str(prior_dir), "--steps", "2", "-o", str(tmp_path / "tty")]
+    )
+    assert code == 0, terminal
+    assert f"/{total} " in terminal and "refine:" in terminal and "step" in terminal, terminal
+    assert out.strip() == str(tmp_path / "tty" / "long.wav")
+
+    write_wav(tmp_path / "short.wav", noisy(speech_like(3.0), 10.0).numpy())
+    short = [
+        str(tmp_path / "short.wav"),
+        "--prior",
+        str(prior_dir),
+        "--steps",
+        "2",
+        "--chunk-seconds",
+        "1",
+        "--overlap-seconds",
+        "0.2",
+    ]
+    code, terminal, _ = _in_a_terminal(["refine", *short, "-o", str(tmp_path / "quiet"), "--quiet"])
+    assert code == 0 and terminal.strip() == "", terminal
+    plain = subprocess.run(
+        [str(SIPS), "refine", *short, "-o", str(tmp_path / "pipe")], capture_output=True, text=True, env=ONE_THREAD
+    )
+    assert plain.returncode == 0 and plain.stderr == "" and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
+    code, terminal, out = _in_a_terminal(["quality", str(tmp_path / "short.wav"), "--prior", str(prior_dir)])
+    assert code == 0 and "quality:" in terminal and "/8 " in terminal, terminal  # 8 levels x 1 probe
+    assert str(tmp_path / "short.wav") in out

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from sips.catalog import CatalogEntry
 from sips.errors import HubError, PriorLoadError
 from sips.prior import embedded_prior_path
 
-from localhub import LocalHub
+from localhub import LocalHub, _free_port
 
 TINY = "sips-test/tiny"
 
@@ -157,7 +158,7 @@ def test_offline_without_cache_says_how_to_prefetch(tmp_path, monkeypatch):
         ("sips-test/misfit", None, "do not fit the configuration"),
         ("sips-test/pickle", None, "SIPS.pt but no model.safetensors.*never unpickles.*sips convert"),
         ("no-such-name", None, "Unknown prior 'no-such-name'.*sips-cpu-16k"),
-        ("a/b/c", None, "neither a folder nor a Hub repo id"),
+        ("a/b/c", None, "Prior folder not found: a/b/c does not exist"),
         (f"{TINY}@v1", "v2", "Two revisions"),
     ],
     ids=["missing-repo", "missing-revision", "other-library", "misfit", "pickle", "unknown-name", "bad-id", "two-revs"],
@@ -166,6 +167,72 @@ def test_documented_errors(online, spec, revision, message):
     with pytest.raises(PriorLoadError, match=message) as info:
         sips.load_prior(spec, revision=revision)
     assert "\n" not in str(info.value)
+
+
+def test_a_hub_id_that_fails_names_both_readings(online):
+    with pytest.raises(
+        PriorLoadError, match=r"No folder sips-test/missing exists here, .*repo sips-test/missing was not"
+    ):
+        sips.load_prior("sips-test/missing")
+
+
+def _closed_hub(monkeypatch) -> str:
+    """Point the Hub client at a local port where nothing listens (connections are refused)."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    _point_at(monkeypatch, url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return url
+
+
+@pytest.mark.parametrize("spec", ["runs/myprior", "./myprior", "/no/such/prior", "runs/myprior/"])
+def test_a_missing_folder_is_said_at_once_not_taken_for_the_hub(tmp_path, monkeypatch, spec):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    _closed_hub(monkeypatch)
+    start = time.monotonic()
+    with pytest.raises(PriorLoadError, match=f"Prior folder not found: {spec} does not exist"):
+        sips.load_prior(spec)
+    assert time.monotonic() - start < 1
+
+
+def test_an_unreachable_hub_is_one_sentence_after_a_short_timeout(tmp_path, monkeypatch):
+    url = _closed_hub(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # no folder "runs" here: the name may mean a Hub repo
+    start = time.monotonic()
+    with pytest.raises(PriorLoadError) as info:
+        sips.load_prior("runs/myprior", cache_dir=tmp_path / "cache")
+    assert time.monotonic() - start < hub.HUB_TIMEOUT + 3
+    message = str(info.value)
+    assert message.startswith("No folder runs/myprior exists here") and f"Hub at {url} cannot be reached" in message
+    assert "\n" not in message and "sips download" not in message
+
+
+def test_an_unreachable_hub_serves_the_cache_at_once(hub_server, tmp_path, monkeypatch, tiny_prior):
+    _point_at(monkeypatch, hub_server.url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    first = sips.load_prior(TINY, revision="v1", cache_dir=tmp_path)
+    _closed_hub(monkeypatch)
+    start = time.monotonic()
+    again = sips.load_prior(TINY, revision="v1", cache_dir=tmp_path)
+    assert time.monotonic() - start < hub.HUB_TIMEOUT + 3 and _same(_weights(first), _weights(again))
+    with pytest.raises(
+        PriorLoadError,
+        match=r"cannot be reached \(no answer within .*so the prior .sips-test/tiny. cannot be fetched again",
+    ):
+        sips.load_prior(TINY, revision="v1", cache_dir=tmp_path, force_download=True)
+
+
+@pytest.mark.parametrize("command", [["download", "org/name"], ["push", "PRIOR", "org/name"]])
+def test_cli_without_a_reachable_hub_is_one_sentence(tmp_path, command):
+    closed = {"HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    args = [str(embedded_prior_path()) if a == "PRIOR" else a for a in command]
+    start = time.monotonic()
+    done = _cli(args, closed, tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("sips: error: The Hugging Face Hub at") and "cannot be reached" in lines[0]
+    assert "sips download" not in lines[0]
+    assert time.monotonic() - start < hub.HUB_TIMEOUT + 20  # a process start, not half a minute of retries
 
 
 def test_downloads_send_the_library_name_and_version(online, monkeypatch):

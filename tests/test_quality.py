@@ -74,7 +74,24 @@ def test_cli_quality_prints_and_writes_csv(tmp_path, capsys):
     assert main(["quality", str(tmp_path), "--csv", str(tmp_path / "q.csv")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     scores = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
-    assert scores["clean.wav"] > scores["noisy.wav"]
+    assert scores[str(tmp_path / "clean.wav")] > scores[str(tmp_path / "noisy.wav")]
     rows = (tmp_path / "q.csv").read_text().splitlines()
     assert rows[0] == "file,score,seconds" and len(rows) == 3
     assert main(["quality", str(tmp_path / "none.wav")]) == 2
+
+
+def test_cli_quality_names_files_by_the_path_as_given(tmp_path, capsys, monkeypatch, small_prior):
+    """Two inputs with the same file name are told apart, in the table and in the CSV."""
+    from sips.cli import main
+
+    from conftest import write_wav
+
+    monkeypatch.chdir(tmp_path)
+    write_wav(tmp_path / "a" / "x.wav", speech_like(0.5).numpy())
+    write_wav(tmp_path / "b" / "sub" / "x.wav", noisy(speech_like(0.5), 0.0).numpy())
+    prior = small_prior.save_pretrained(tmp_path / "prior")
+    assert main(["quality", "a/x.wav", "b", "--csv", "q.csv", "--prior", str(prior)]) == 0
+    table = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert table == ["a/x.wav", "b/sub/x.wav"]
+    rows = [row.split(",")[0] for row in (tmp_path / "q.csv").read_text().splitlines()[1:]]
+    assert rows == ["a/x.wav", "b/sub/x.wav"]
