@@ -1,10 +1,18 @@
 import json
 import math
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# The tests run small networks: one thread is as fast, and on a CPU shared with other work two
+# threads can be ten times slower (they wait for each other). Set OMP_NUM_THREADS to choose.
+# Subprocesses (the CLI, torchrun, the notebook kernel) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 ROOT = Path(__file__).resolve().parents[1]

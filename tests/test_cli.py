@@ -257,10 +257,6 @@ def test_a_missing_builtin_adapter_names_its_distribution(tmp_path, monkeypatch,
     assert "pip install sips-semamba" in capsys.readouterr().err
 
 
-# small networks: one thread is as fast, and far faster than two on a CPU shared with other work
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
 def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
     """Run ``sips ARGS`` with stderr on a pseudo-terminal; returns (status, terminal text, stdout)."""
     import fcntl
@@ -270,9 +266,7 @@ def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 rows, 120 columns
-    proc = subprocess.Popen(
-        [str(SIPS), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=ONE_THREAD
-    )
+    proc = subprocess.Popen([str(SIPS), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     seen = b""
     while True:
@@ -316,9 +310,7 @@ def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir)
     ]
     code, terminal, _ = _in_a_terminal(["refine", *short, "-o", str(tmp_path / "quiet"), "--quiet"])
     assert code == 0 and terminal.strip() == "", terminal
-    plain = subprocess.run(
-        [str(SIPS), "refine", *short, "-o", str(tmp_path / "pipe")], capture_output=True, text=True, env=ONE_THREAD
-    )
+    plain = subprocess.run([str(SIPS), "refine", *short, "-o", str(tmp_path / "pipe")], capture_output=True, text=True)
     assert plain.returncode == 0 and plain.stderr == "" and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
     code, terminal, out = _in_a_terminal(["quality", str(tmp_path / "short.wav"), "--prior", str(prior_dir)])
     assert code == 0 and "quality:" in terminal and "/8 " in terminal, terminal  # 8 levels x 1 probe

@@ -162,7 +162,7 @@ def test_cli_eval_prints_and_fails_cleanly(folders, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("metric") and "pesq" in out and (tmp_path / "o.csv").is_file()
     assert main(["eval", str(ref), str(est), "--metrics", "mosnet"]) == 2
-    assert "invalid choice: 'mosnet'" in capsys.readouterr().err
+    assert "--metrics: invalid choice: 'mosnet'" in capsys.readouterr().err
     assert main(["eval", str(ref), str(tmp_path / "missing")]) == 2
 
 

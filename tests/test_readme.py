@@ -86,8 +86,7 @@ def _env(tests: Path) -> dict:
     import os
 
     path = os.pathsep.join(p for p in (str(tests), os.environ.get("PYTHONPATH", "")) if p)
-    # one thread: the networks are small here, and two threads on a shared CPU can be ten times slower
-    return {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
 
 
 if __name__ == "__main__":
