@@ -82,10 +82,15 @@ class ClipBank:
         return out / peak * gain
 
 
-def _folders(root: Path, sources: Sequence[str] | None) -> list[Path]:
+def _matching(root: Path, sources: Sequence[str] | None) -> list[Path]:
+    """The sub-folders of ``root`` whose names start with one of ``sources`` (all if ``None``), sorted."""
     if not root.is_dir():
         raise TrainingError(f"Corpus folder not found: {root}.")
-    found = sorted(p for p in root.iterdir() if p.is_dir() and (not sources or p.name.startswith(tuple(sources))))
+    return sorted(p for p in root.iterdir() if p.is_dir() and (not sources or p.name.startswith(tuple(sources))))
+
+
+def _folders(root: Path, sources: Sequence[str] | None) -> list[Path]:
+    found = _matching(root, sources)
     if not found:
         raise TrainingError(f"No folders of the sources {', '.join(sources or ['any'])} under {root}.")
     return found
@@ -99,12 +104,8 @@ def voice_folders(
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
     voices: dict[str, list[Path]] = {}
     for split in splits:
-        root = Path(corpus) / "clean" / split
-        if not root.is_dir():
-            raise TrainingError(f"Corpus folder not found: {root}.")
-        for p in sorted(root.iterdir()):
-            if p.is_dir() and (not sources or p.name.startswith(tuple(sources))):
-                voices.setdefault(p.name, []).append(p)
+        for p in _matching(Path(corpus) / "clean" / split, sources):
+            voices.setdefault(p.name, []).append(p)
     if not voices:
         raise TrainingError(f"No folders of the sources {', '.join(sources or ['any'])} under {corpus}/clean.")
     return dict(sorted(voices.items()))

@@ -46,11 +46,6 @@ LENGTH_TOLERANCE = spectral.N_FFT
 PEAK_FLOOR = 1e-8
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP_SECONDS = 1.0
-DEFAULT_STEPS = defaults.STEPS
-DEFAULT_METHOD = defaults.METHOD
-DEFAULT_KAPPA = defaults.KAPPA
-DEFAULT_ENSEMBLE = defaults.ENSEMBLE
-DEFAULT_RESCALE = defaults.RESCALE
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,10 +64,10 @@ def refine(
     *,
     prior: ScorePrior | None = None,
     sample_rate: int | None = None,
-    steps: int = DEFAULT_STEPS,
-    kappa: float = DEFAULT_KAPPA,
-    method: str = DEFAULT_METHOD,
-    rescale: str = DEFAULT_RESCALE,
+    steps: int = defaults.STEPS,
+    kappa: float = defaults.KAPPA,
+    method: str = defaults.METHOD,
+    rescale: str = defaults.RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -81,7 +76,7 @@ def refine(
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
     compile: bool | str = False,
-    ensemble: int = DEFAULT_ENSEMBLE,
+    ensemble: int = defaults.ENSEMBLE,
     ensemble_reduce: str = "mean",
     return_uncertainty: bool = False,
     postprocess: bool = False,
@@ -156,10 +151,10 @@ def refine_estimates(
     *,
     prior: ScorePrior | None = None,
     sample_rate: int | None = None,
-    steps: int = DEFAULT_STEPS,
-    kappa: float = DEFAULT_KAPPA,
-    method: str = DEFAULT_METHOD,
-    rescale: str = DEFAULT_RESCALE,
+    steps: int = defaults.STEPS,
+    kappa: float = defaults.KAPPA,
+    method: str = defaults.METHOD,
+    rescale: str = defaults.RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -168,7 +163,7 @@ def refine_estimates(
     chunk_batch: int = 1,
     dtype: torch.dtype | None = None,
     compile: bool | str = False,
-    ensemble: int = DEFAULT_ENSEMBLE,
+    ensemble: int = defaults.ENSEMBLE,
     ensemble_reduce: str = "mean",
     return_uncertainty: bool = False,
 ) -> ArrayLike | tuple[ArrayLike, ArrayLike]:
@@ -220,10 +215,10 @@ def refine_estimates(
 class RefineOptions:
     """The sampler and windowing settings of one refinement (see :func:`refine`)."""
 
-    steps: int = DEFAULT_STEPS
-    kappa: float = DEFAULT_KAPPA
-    method: str = DEFAULT_METHOD
-    rescale: str = DEFAULT_RESCALE
+    steps: int = defaults.STEPS
+    kappa: float = defaults.KAPPA
+    method: str = defaults.METHOD
+    rescale: str = defaults.RESCALE
     seed: int | None = None
     device: str | torch.device | None = None
     progress: bool = False
@@ -232,7 +227,7 @@ class RefineOptions:
     chunk_batch: int = 1
     dtype: torch.dtype | None = None
     compile: bool | str = False
-    ensemble: int = DEFAULT_ENSEMBLE
+    ensemble: int = defaults.ENSEMBLE
     ensemble_reduce: str = "mean"
     uncertainty: bool = False
     postprocess: bool = False

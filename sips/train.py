@@ -131,6 +131,9 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     Runs under ``torchrun`` too: each rank trains on its own crops, gradients are averaged with
     ``torch.distributed`` (gloo on CPU, nccl on CUDA), rank 0 writes checkpoints.
     """
+    if cfg.augment not in AUGMENTATIONS:
+        raise TrainingError(f"Unknown augmentation {cfg.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+    augment = AUGMENTATIONS[cfg.augment]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
@@ -144,9 +147,6 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     bank = ClipBank(cfg.train_dirs)
     validator = _Validator(ClipBank(cfg.valid_dirs), cfg, prior_cfg) if cfg.valid_dirs and rank == 0 else None
 
-    if cfg.augment not in AUGMENTATIONS:
-        raise TrainingError(f"Unknown augmentation {cfg.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
-    augment = AUGMENTATIONS[cfg.augment]
     torch.manual_seed(cfg.seed)  # identical initialisation on every rank
     net = ScorePrior(prior_cfg).train()
     if cfg.init is not None and not (out_dir / CHECKPOINT_NAME).is_file():
@@ -202,10 +202,9 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     while state["step"] < cfg.max_steps and not stop:
         step = state["step"]
         g = _step_generator(cfg.seed, rank, step)
-        if augment is None:
-            wav = bank.crops(cfg.batch_size, cfg.segment_samples, g, cfg.gain_db)
-        else:
-            wav = bank.crops(cfg.batch_size, augment.source_length(cfg.segment_samples), g, cfg.gain_db)
+        length = cfg.segment_samples if augment is None else augment.source_length(cfg.segment_samples)
+        wav = bank.crops(cfg.batch_size, length, g, cfg.gain_db)
+        if augment is not None:
             wav = augment(wav, cfg.segment_samples, g)
         spec = spectral.encode(wav)
         t = torch.rand(cfg.batch_size, generator=g)
