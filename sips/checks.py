@@ -55,3 +55,28 @@ def check_seed(seed: object, name: str = "seed") -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise OptionError(f"{name} must be an integer >= 0, got {seed!r}.")
+
+
+#: Training precisions: ``fp32``, or ``bf16`` autocast (matrix products and convolutions in
+#: bfloat16, weights, optimiser state and losses in float32; on CUDA and CPU alike).
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`OptionError`."""
+    if precision not in PRECISIONS:
+        raise OptionError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The autocast context of ``precision`` on ``device`` (disabled for ``fp32``)."""
+    check_precision(precision)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def use_tensor_cores(device: torch.device) -> None:
+    """On CUDA: TF32 matrix products and convolutions, and cuDNN's autotuner (training loops)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True

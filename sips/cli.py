@@ -160,6 +160,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--init", default=None, help="prior whose weights start a new run (same architecture); default random"
     )
+    p.add_argument("--valid-items", type=_COUNT, default=64, help="fixed validation crops")
+    p.add_argument("--device", default="cpu", help="where the steps run, e.g. cuda")
+    p.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="fp32, or bf16 autocast (on an accelerator)"
+    )
+    p.add_argument(
+        "--workers", type=_NATURAL, default=0, help="processes preparing batches ahead (0: in the training loop)"
+    )
+    p.add_argument(
+        "--snapshot",
+        default=None,
+        help="a .safetensors file rewritten with the EMA weights every --snapshot-minutes and at the end; default none",
+    )
+    p.add_argument("--snapshot-minutes", type=_POSITIVE, default=1.0, help="minutes between snapshots")
+    p.add_argument(
+        "--snapshot-dtype", default="float32", choices=("float32", "float16"), help="dtype of the snapshot's weights"
+    )
     p.add_argument(
         "--export", default=None, help="after training, write the EMA weights as a prior folder here; default none"
     )
@@ -202,7 +219,15 @@ def _run_train(args: argparse.Namespace) -> int:
         progress=_progress(args),
         augment=args.augment,
         init=args.init,
+        valid_items=args.valid_items,
+        device=args.device,
+        precision=args.precision,
+        workers=args.workers,
+        snapshot=args.snapshot,
+        snapshot_minutes=args.snapshot_minutes,
+        snapshot_dtype=args.snapshot_dtype,
     )
+    cfg.check()
     summary = train(cfg, prior_cfg)
     if args.export:
         import os

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_io
 from . import spectral
-from .errors import TrainingError
+from .augment import AUGMENTATIONS
+from .errors import OptionError, TrainingError
 
 # Speaker-disjoint evaluation on the development corpus. Every training run (priors and
 # predictors) draws speech only from TRAIN_SOURCES, the permissively licensed sources (festvox_ru:
@@ -44,12 +45,19 @@ class ClipBank:
         roots: files or folders (searched recursively for audio files).
         rate: target sample rate.
         min_seconds: files shorter than this are skipped.
+        progress: show a progress bar while loading (for 200 files or more).
     """
 
-    def __init__(self, roots: Sequence[str | os.PathLike], rate: int = spectral.SAMPLE_RATE, min_seconds: float = 0.1):
+    def __init__(
+        self,
+        roots: Sequence[str | os.PathLike],
+        rate: int = spectral.SAMPLE_RATE,
+        min_seconds: float = 0.1,
+        progress: bool = True,
+    ):
         files = [f for root in roots for f in audio_io.list_audio(root)]
         clips = []
-        for path in tqdm(files, desc="loading audio", disable=len(files) < 200, leave=False):
+        for path in tqdm(files, desc="loading audio", disable=not progress or len(files) < 200, leave=False):
             clip = audio_io.load_mono(path, rate)
             if clip.shape[-1] >= min_seconds * rate:
                 clips.append(clip)
@@ -128,6 +136,9 @@ class MixtureBank:
         sources: speaker-folder prefixes to use (``None``: all).
         noise_split: split of the noise (the development corpus has no ``noise/valid``).
         noise_sources: noise-folder prefixes (``None``: all).
+        augment: a name of :data:`sips.augment.AUGMENTATIONS` applied to every speech crop
+            (``"voice"``: speed/pitch, tilt, EQ), each source of a mixture drawn on its own.
+        progress: progress bars while loading (folders of 200 files or more).
     """
 
     def __init__(
@@ -137,19 +148,33 @@ class MixtureBank:
         sources: Sequence[str] | None = None,
         noise_split: str | None = None,
         noise_sources: Sequence[str] | None = None,
+        augment: str = "none",
+        progress: bool = True,
     ) -> None:
+        if augment not in AUGMENTATIONS:
+            raise OptionError(f"Unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+        self.augment = AUGMENTATIONS[augment]
         root = Path(corpus)
-        self.speakers = {name: ClipBank(dirs) for name, dirs in voice_folders(root, split, sources).items()}
+        self.speakers = {
+            name: ClipBank(dirs, progress=progress) for name, dirs in voice_folders(root, split, sources).items()
+        }
         self.names = list(self.speakers)
         if noise_split is None and not isinstance(split, str):
             raise TrainingError("Pass noise_split= when the speech pools several splits.")
         noise_root = root / "noise" / (noise_split or split)
-        self.noise = ClipBank(_folders(noise_root, noise_sources)) if noise_root.is_dir() else None
+        self.noise = ClipBank(_folders(noise_root, noise_sources), progress=progress) if noise_root.is_dir() else None
 
     def speech(self, n: int, length: int, generator: torch.Generator, gain_db=(-25.0, -5.0)) -> torch.Tensor:
         """``[n, length]`` crops, each of a speaker drawn uniformly."""
         who = torch.randint(len(self.names), (n,), generator=generator).tolist()
-        return torch.cat([self.speakers[self.names[i]].crops(1, length, generator, gain_db) for i in who])
+        return torch.cat([self._crop(i, length, generator, gain_db) for i in who])
+
+    def _crop(self, index: int, length: int, generator: torch.Generator, gain_db) -> torch.Tensor:
+        """One ``[1, length]`` crop of speaker ``index``, augmented if the bank augments."""
+        bank = self.speakers[self.names[index]]
+        if self.augment is None:
+            return bank.crops(1, length, generator, gain_db)
+        return self.augment(bank.crops(1, self.augment.source_length(length), generator, gain_db), length, generator)
 
     def noisy(
         self, n: int, length: int, generator: torch.Generator, snr_db: tuple[float, float] = (-5.0, 15.0)
@@ -172,8 +197,31 @@ class MixtureBank:
         sources = torch.empty(n, 2, length)
         for row in range(n):
             a, b = torch.randperm(len(self.names), generator=generator)[:2].tolist()
-            first = self.speakers[self.names[a]].crops(1, length, generator, (-25.0, -5.0))
-            second = self.speakers[self.names[b]].crops(1, length, generator, (0.0, 0.0))
+            first = self._crop(a, length, generator, (-25.0, -5.0))
+            second = self._crop(b, length, generator, (0.0, 0.0))
             sir = sir_db[0] + (sir_db[1] - sir_db[0]) * torch.rand(1, generator=generator)
             sources[row, 0], sources[row, 1] = first[0], (snr_scale(first, second, sir) * second)[0]
         return sources.sum(dim=1), sources
+
+
+def recipe_banks(
+    corpus: str | os.PathLike, split: str, sources: Sequence[str], augment: str = "none", progress: bool = True
+) -> tuple[MixtureBank, MixtureBank]:
+    """``(train, valid)`` banks of a predictor recipe; the noise is the ``train`` noise for both.
+
+    ``split="files"``: the corpus' ``train`` files of the speakers ``sources`` against their
+    ``valid`` files (the same voices). ``split="voices"``: every file of the speakers ``sources``
+    against the ``valid`` and ``test`` files of the unseen :data:`VALID_VOICES` (what the GPU
+    recipe and its data pack use). The test voices are never touched.
+    """
+    if split == "files":
+        return (
+            MixtureBank(corpus, "train", sources, augment=augment, progress=progress),
+            MixtureBank(corpus, "valid", sources, noise_split="train", progress=progress),
+        )
+    if split == "voices":
+        return (
+            MixtureBank(corpus, SPLITS, sources, noise_split="train", augment=augment, progress=progress),
+            MixtureBank(corpus, ("valid", "test"), VALID_VOICES, noise_split="train", progress=progress),
+        )
+    raise OptionError(f"Unknown split {split!r}; choose files or voices.")

@@ -113,14 +113,20 @@ class ScorePrior(ScoreNet):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``directory``."""
+    def save_pretrained(
+        self, directory: str | os.PathLike, card: str | None = None, dtype: torch.dtype = torch.float32
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``directory``.
+
+        ``dtype=torch.float16`` halves the file (a large prior under the Hub's and the repository's
+        file-size limits); loading always fills the float32 network.
+        """
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = {"library": LIBRARY, "class_name": type(self).__name__, **self.config.to_dict()}
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
         write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(state, tmp, metadata={"format": "pt", "library": LIBRARY})

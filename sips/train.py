@@ -8,6 +8,10 @@ Adam with a linear warm-up and EDM2's inverse-square-root decay, an EMA of the w
 weight normalisation of the magnitude-preserving layers, periodic atomic checkpoints with exact
 resume (every random draw is derived from ``(seed, rank, step)``), a validation loss on fixed
 held-out crops, tqdm progress, and data-parallel training with ``torchrun`` (gloo on CPU).
+On an accelerator: ``device="cuda"``, ``precision="bf16"`` (autocast), ``workers`` processes
+preparing the batches ahead (:mod:`sips.batches`), and a ``snapshot`` file of the EMA weights
+rewritten every ``snapshot_minutes`` (:func:`sips.weights.write_snapshot`), so that a run killed
+at any moment still leaves its latest weights (``sips train --export`` reads it as well).
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ from tqdm.auto import tqdm
 from . import spectral
 from ._atomic import atomic_path, write_text
 from .augment import AUGMENTATIONS
+from .batches import step_batches, to_device
+from .checks import autocast, check_device, check_precision, use_tensor_cores
 from .corpus import ClipBank
-from .errors import TrainingError
+from .errors import OptionError, TrainingError
 from .interpolant import corrupt
 from .prior import PriorConfig, ScorePrior, model_card
+from .weights import read_snapshot, write_snapshot
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+SNAPSHOT_KIND = "sips-prior"
 
 
 @dataclasses.dataclass
@@ -48,6 +57,10 @@ class TrainConfig:
     speed/pitch, tilt and EQ perturbation of every training crop). ``init`` is a prior (folder,
     catalog name or Hub id, as for :func:`sips.load_prior`) whose weights start a new run; its
     architecture must be the one trained. A run that has a checkpoint resumes from it instead.
+    ``device``/``precision`` (``"fp32"`` or ``"bf16"`` autocast)/``workers`` say where and how the
+    steps run; the batches (and so the result up to floating-point rounding) do not depend on
+    them. ``snapshot`` is a ``.safetensors`` file rewritten with the EMA weights every
+    ``snapshot_minutes`` and at the end, in ``snapshot_dtype`` (``"float32"`` or ``"float16"``).
     """
 
     train_dirs: Sequence[str]
@@ -70,10 +83,44 @@ class TrainConfig:
     progress: bool = True
     augment: str = "none"
     init: str | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    workers: int = 0
+    snapshot: str | None = None
+    snapshot_minutes: float = 1.0
+    snapshot_dtype: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def check(self) -> None:
+        """Raise :class:`~sips.errors.OptionError` (one sentence) for a value out of its range."""
+        counts = ("batch_size", "segment_samples", "max_steps", "checkpoint_every", "valid_every", "valid_items")
+        for name in counts:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(f"{name} must be an integer >= 1, got {value!r}.")
+        for name in ("warmup_steps", "decay_steps", "workers", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise OptionError(f"{name} must be an integer >= 0, got {value!r}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OptionError(f"lr must be a positive number, got {self.lr!r}.")
+        if not 0 <= self.ema < 1:
+            raise OptionError(f"ema must be in [0, 1), got {self.ema!r}.")
+        for name in ("max_minutes", "snapshot_minutes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise OptionError(f"{name} must be a positive number of minutes, got {value!r}.")
+        if self.augment not in AUGMENTATIONS:
+            raise OptionError(f"Unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+        if self.snapshot_dtype not in SNAPSHOT_DTYPES:
+            raise OptionError(
+                f"Unknown snapshot dtype {self.snapshot_dtype!r}; choose one of {', '.join(SNAPSHOT_DTYPES)}."
+            )
+        check_precision(self.precision)
+        check_device(self.device)
 
 
 def prior_loss(
@@ -81,10 +128,10 @@ def prior_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Uncertainty-weighted denoising loss (scalar) and the plain per-item MSE ``[B]``."""
     z_hat, logvar = net(corrupt(spec, t, z, a, c), t, return_logvar=True)
-    mse = (z_hat - z).square().mean(dim=(1, 2, 3))
+    mse = (z_hat.float() - z).square().mean(dim=(1, 2, 3))
     if logvar is None:
         return mse.mean(), mse
-    logvar = logvar.flatten()
+    logvar = logvar.float().flatten()
     return (mse / logvar.exp() + logvar).mean(), mse
 
 
@@ -115,12 +162,16 @@ class _Validator:
 
     @torch.no_grad()
     def __call__(self, net: torch.nn.Module) -> tuple[float, float]:
+        """``(loss, mse)`` of ``net`` on the fixed items, in float32 on ``net``'s device."""
+        device = next(net.parameters()).device
         losses, mses = [], []
         for i in range(0, len(self.t), self.batch):
-            sl = slice(i, i + self.batch)
-            loss, mse = prior_loss(net, self.spec[sl], self.t[sl], self.z[sl], self.a, self.c)
-            losses.append(loss * mse.numel())
-            mses.append(mse)
+            spec, t, z = to_device(
+                (self.spec[i : i + self.batch], self.t[i : i + self.batch], self.z[i : i + self.batch]), device
+            )
+            loss, mse = prior_loss(net, spec, t, z, self.a, self.c)
+            losses.append(loss.cpu() * mse.numel())
+            mses.append(mse.cpu())
         n = len(self.t)
         return float(sum(losses) / n), float(torch.cat(mses).mean())
 
@@ -131,21 +182,35 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     Runs under ``torchrun`` too: each rank trains on its own crops, gradients are averaged with
     ``torch.distributed`` (gloo on CPU, nccl on CUDA), rank 0 writes checkpoints.
     """
-    if cfg.augment not in AUGMENTATIONS:
-        raise TrainingError(f"Unknown augmentation {cfg.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+    cfg.check()
     augment = AUGMENTATIONS[cfg.augment]
+    device = check_device(cfg.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    use_tensor_cores(device)
     out_dir = Path(cfg.out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    bank = ClipBank(cfg.train_dirs)
-    validator = _Validator(ClipBank(cfg.valid_dirs), cfg, prior_cfg) if cfg.valid_dirs and rank == 0 else None
+    bank = ClipBank(cfg.train_dirs, progress=cfg.progress)
+    validator = None
+    if cfg.valid_dirs and rank == 0:
+        validator = _Validator(ClipBank(cfg.valid_dirs, progress=cfg.progress), cfg, prior_cfg)
+
+    def make_batch(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step's batch ``(spec, t, z)``: a function of ``(seed, rank, step)`` alone."""
+        g = _step_generator(cfg.seed, rank, step)
+        length = cfg.segment_samples if augment is None else augment.source_length(cfg.segment_samples)
+        wav = bank.crops(cfg.batch_size, length, g, cfg.gain_db)
+        if augment is not None:
+            wav = augment(wav, cfg.segment_samples, g)
+        spec = spectral.encode(wav)
+        t = torch.rand(cfg.batch_size, generator=g)
+        return spec, t, torch.randn(spec.shape, generator=g)
 
     torch.manual_seed(cfg.seed)  # identical initialisation on every rank
     net = ScorePrior(prior_cfg).train()
@@ -153,6 +218,8 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         _load_init(net, cfg.init, prior_cfg)
     net.normalize_weights_()
     ema = copy.deepcopy(net).eval().requires_grad_(False)
+    net.to(device)
+    ema.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
     state = {"step": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "history": [], "valid_init": None}
 
@@ -171,6 +238,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     start_wall, start_cpu = time.time(), time.process_time()
     base_wall, base_cpu = state["wall_seconds"], state["cpu_seconds"]
+    last_snapshot = time.time()
 
     def save() -> None:
         state["wall_seconds"] = base_wall + time.time() - start_wall
@@ -190,6 +258,21 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
                 tmp,
             )
 
+    def snapshot() -> None:
+        if cfg.snapshot is None or rank != 0:
+            return
+        info = {
+            "kind": SNAPSHOT_KIND,
+            "prior_config": prior_cfg.to_dict(),
+            "train_config": cfg.to_dict(),
+            "step": state["step"],
+            "wall_seconds": base_wall + time.time() - start_wall,
+            "train_seconds_of_audio": bank.seconds,
+            "valid_init": state["valid_init"],
+            "valid_last": state["history"][-1] if state["history"] else None,
+        }
+        write_snapshot(cfg.snapshot, ema.state_dict(), info, dtype=SNAPSHOT_DTYPES[cfg.snapshot_dtype])
+
     bar = tqdm(
         total=cfg.max_steps,
         initial=state["step"],
@@ -197,21 +280,14 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         disable=not cfg.progress or rank != 0,
         dynamic_ncols=True,
     )
-    stop = False
     last_loss = float("nan")
-    while state["step"] < cfg.max_steps and not stop:
+    for batch in step_batches(make_batch, state["step"], cfg.max_steps, cfg.workers):
         step = state["step"]
-        g = _step_generator(cfg.seed, rank, step)
-        length = cfg.segment_samples if augment is None else augment.source_length(cfg.segment_samples)
-        wav = bank.crops(cfg.batch_size, length, g, cfg.gain_db)
-        if augment is not None:
-            wav = augment(wav, cfg.segment_samples, g)
-        spec = spectral.encode(wav)
-        t = torch.rand(cfg.batch_size, generator=g)
-        z = torch.randn(spec.shape, generator=g)
+        spec, t, z = to_device(batch, device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        loss, _ = prior_loss(model, spec, t, z, prior_cfg.a, prior_cfg.c)
+        with autocast(device, cfg.precision):
+            loss, _ = prior_loss(model, spec, t, z, prior_cfg.a, prior_cfg.c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         for p in net.parameters():
@@ -229,8 +305,9 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{learning_rate(step, cfg):.2e}")
 
         done = state["step"] >= cfg.max_steps
+        stop = False
         if cfg.max_minutes is not None:
-            elapsed = torch.tensor([time.time() - start_wall])
+            elapsed = torch.tensor([time.time() - start_wall], device=device)
             if world > 1:
                 dist.broadcast(elapsed, src=0)  # every rank stops at the same step
             stop = float(elapsed) > cfg.max_minutes * 60
@@ -243,6 +320,11 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
             bar.write(f"step {state['step']}: train {last_loss:.4f}  valid loss {v_loss:.4f}  mse {v_mse:.4f}")
         if state["step"] % cfg.checkpoint_every == 0 or done or stop:
             save()
+        if done or stop or time.time() - last_snapshot > 60 * cfg.snapshot_minutes:
+            snapshot()
+            last_snapshot = time.time()
+        if stop:
+            break
     bar.close()
     if world > 1:
         dist.barrier()
@@ -270,15 +352,35 @@ def _load_init(net: ScorePrior, name: str, prior_cfg: PriorConfig) -> None:
 
 
 def export(
-    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, card_body: str = "", **card_kwargs: Any
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    card_body: str = "",
+    dtype: torch.dtype = torch.float32,
+    **card_kwargs: Any,
 ) -> Path:
-    """Write the EMA weights of a training checkpoint as a prior folder."""
+    """Write the EMA weights of a training run as a prior folder.
+
+    Args:
+        checkpoint: a run folder or its ``checkpoint.pt``, or a snapshot file (``.safetensors``,
+            written by ``snapshot=``; float16 snapshots are loaded into the float32 network).
+        out_dir: the prior folder to write.
+        card_body: Markdown appended to the model card (data, compute, validation numbers).
+        dtype: of the written weights (:meth:`ScorePrior.save_pretrained`).
+    """
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / CHECKPOINT_NAME
-    if not checkpoint.is_file():
+    if checkpoint.suffix == ".safetensors":
+        weights, info = read_snapshot(checkpoint)
+        if info.get("kind") != SNAPSHOT_KIND:
+            raise TrainingError(f"{checkpoint} is a snapshot of {info.get('kind')!r}, not of a prior.")
+        config = info["prior_config"]
+    elif checkpoint.is_file():
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        weights, config = ckpt["ema"], ckpt["prior_config"]
+    else:
         raise TrainingError(f"No training checkpoint at {checkpoint}.")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    prior = ScorePrior(PriorConfig.from_dict(ckpt["prior_config"]))
-    prior.load_state_dict(ckpt["ema"], strict=True)
-    return prior.save_pretrained(out_dir, card=model_card(prior, body=card_body, **card_kwargs))
+    prior = ScorePrior(PriorConfig.from_dict(config))
+    prior.load_state_dict(weights, strict=True)
+    return prior.save_pretrained(out_dir, card=model_card(prior, body=card_body, **card_kwargs), dtype=dtype)

@@ -12,6 +12,7 @@ keys are missing, unexpected or of another shape, with an example of each.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -144,3 +145,50 @@ def load_strict(
         tail = f"; {hint}" if hint else ""
         raise error(f"The weights in {source} do not fit {what}: {problem} keys{tail}.")
     module.load_state_dict(dict(state), strict=True)
+
+
+def write_snapshot(
+    path: str | os.PathLike,
+    state: Mapping[str, torch.Tensor],
+    info: Mapping[str, Any],
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write weights and what rebuilds their network as one safetensors file, atomically.
+
+    A snapshot is what a training run leaves every minute (``--snapshot``): one file, so that a
+    run killed at any time still returns its latest EMA weights. ``info`` (JSON-serialisable:
+    the network's configuration, the step, validation numbers) is stored as the file's metadata
+    under ``"sips"``; ``dtype`` (e.g. ``torch.float16``) converts floating-point tensors.
+    """
+    from safetensors.torch import save_file
+
+    from ._atomic import atomic_path
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().to("cpu")
+        return (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({k: convert(v) for k, v in state.items()}, tmp, metadata={"sips": json.dumps(dict(info))})
+    return path
+
+
+def read_snapshot(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state, info)`` of a file written by :func:`write_snapshot`; :class:`SipsError` otherwise."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise SipsError(f"No snapshot file at {path}.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise SipsError(f"{path} is not a readable safetensors file ({err}).") from None
+    if "sips" not in meta:
+        raise SipsError(f"{path} is a safetensors file without the 'sips' metadata of a training snapshot.")
+    return state, json.loads(meta["sips"])

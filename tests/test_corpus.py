@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sips.corpus import MixtureBank, snr_scale
-from sips.errors import TrainingError
+from sips.errors import OptionError, TrainingError
 from sips.fit import fit
 
 from conftest import noisy, speech_like, write_wav
@@ -157,10 +157,86 @@ def test_no_training_recipe_sees_a_held_out_voice():
     held_out = set(TEST_VOICES) | set(VALID_VOICES)
     assert not set(TEST_VOICES) & set(VALID_VOICES) and len(TEST_VOICES) >= 3
     assert not any(v.startswith(TRAIN_SOURCES) for v in held_out)
-    recipes = [root / "adapters/semamba/recipes/train_small.py", root / "adapters/asteroid/recipes/train_convtasnet.py"]
+    recipes = [root / "adapters/semamba/recipes/train.py", root / "adapters/asteroid/recipes/train_convtasnet.py"]
     for recipe in recipes:
         for source in _recipe_sources(recipe):
             assert source.startswith(TRAIN_SOURCES), (recipe, source)
-    script = (root / "priors/sips-cpu-16k/train.sh").read_text()
-    trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
-    assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained)
+    for recipe in ("priors/sips-cpu-16k/train.sh", "priors/gpu/train_all.sh"):
+        script = (root / recipe).read_text()
+        trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
+        assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained), recipe
+
+
+def test_fit_with_workers_ema_and_snapshots(tmp_path):
+    inline, ahead = _regression(), _regression()
+    opts = dict(steps=30, lr=0.05, warmup=5, valid_every=10, progress=False, ema=0.9)
+    valid = [_batch(10_000)]
+    fit(inline, _batch, _mse, tmp_path / "a", valid=valid, **opts)
+    snapshots = []
+    state = fit(
+        ahead,
+        _batch,
+        _mse,
+        tmp_path / "b",
+        valid=valid,
+        workers=2,
+        snapshot=lambda weights, st: snapshots.append((dict(weights), st["step"])),
+        snapshot_minutes=1e-9,  # after every step
+        **opts,
+    )
+    for key, value in inline.state_dict().items():  # the same batches, made ahead by workers
+        torch.testing.assert_close(ahead.state_dict()[key], value, rtol=0, atol=0)
+    assert len(snapshots) == 31 and snapshots[-1][1] == 30  # each step and the end
+    best = state["best_model"]
+    assert all(torch.equal(snapshots[-1][0][k], v) for k, v in best.items())
+    assert not all(torch.equal(best[k], v) for k, v in ahead.state_dict().items())  # EMA, not the raw weights
+    saved = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert set(saved) == {"model", "optim", "state", "ema"}
+
+
+def test_fit_time_schedule_needs_a_budget_and_anneals_by_the_clock(tmp_path):
+    from sips.errors import OptionError
+
+    with pytest.raises(OptionError, match="schedule must be"):
+        fit(_regression(), _batch, _mse, tmp_path / "x", steps=5, schedule="time", progress=False)
+    state = fit(
+        _regression(),
+        _batch,
+        _mse,
+        tmp_path / "t",
+        steps=10**6,
+        max_minutes=0.02,
+        schedule="time",
+        warmup=1,
+        progress=False,
+    )
+    rates = [json.loads(line)["lr"] for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert 1 < state["step"] < 10**6 and rates[0] > 0.9e-3 and rates[-1] < 0.1e-3  # reached ~0 by the budget's end
+
+
+def test_voice_augmentation_of_mixture_sources(corpus):
+    plain = MixtureBank(corpus, "train", sources=["src_"])
+    voiced = MixtureBank(corpus, "train", sources=["src_"], augment="voice")
+    a = plain.two_speakers(3, 4000, torch.Generator().manual_seed(5))
+    b = voiced.two_speakers(3, 4000, torch.Generator().manual_seed(5))
+    c = voiced.two_speakers(3, 4000, torch.Generator().manual_seed(5))
+    assert b[1].shape == a[1].shape and torch.equal(b[1], c[1]) and not torch.allclose(a[1], b[1])
+    assert torch.allclose(b[0], b[1].sum(1))
+    with pytest.raises(OptionError, match="Unknown augmentation 'pitch'"):
+        MixtureBank(corpus, "train", augment="pitch")
+
+
+def test_recipe_banks_validate_on_the_same_voices_or_on_the_unseen_validation_voices(tmp_path):
+    from sips.corpus import VALID_VOICES, recipe_banks
+
+    for split in ("train", "valid", "test"):
+        for voice in ("festvox_ru_x", "asterisk_en_y", VALID_VOICES[0], VALID_VOICES[1], "tuxpaint_bg"):
+            write_wav(tmp_path / "clean" / split / voice / "a.wav", speech_like(0.5, seed=len(voice)).numpy())
+    write_wav(tmp_path / "noise" / "train" / "hum" / "n.wav", 0.1 * speech_like(0.5).numpy())
+    train, valid = recipe_banks(tmp_path, "files", ["festvox_ru", "asterisk"])
+    assert train.names == valid.names == ["asterisk_en_y", "festvox_ru_x"] and len(train.speakers["festvox_ru_x"]) == 1
+    train, valid = recipe_banks(tmp_path, "voices", ["festvox_ru", "asterisk"])
+    assert len(train.speakers["festvox_ru_x"]) == 3  # every file of a training voice
+    assert valid.names == sorted(VALID_VOICES[:2]) and len(valid.speakers[VALID_VOICES[0]]) == 2  # valid + test
+    with pytest.raises(OptionError, match="Unknown split"):
+        recipe_banks(tmp_path, "speakers", ["festvox_ru"])

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import sips
-from sips.errors import TrainingError
+from sips.errors import OptionError, SipsError, TrainingError
 from sips.train import TrainConfig, export, train
+from sips.weights import read_snapshot
 
 from conftest import speech_like, write_wav
 
@@ -27,7 +28,7 @@ def speech_dir(tmp_path_factory):
 
 
 def _cfg(speech_dir, out, steps, **kw):
-    return TrainConfig(
+    base = dict(
         train_dirs=[str(speech_dir / "train")],
         valid_dirs=[str(speech_dir / "valid")],
         out_dir=str(out),
@@ -40,8 +41,8 @@ def _cfg(speech_dir, out, steps, **kw):
         warmup_steps=2,
         decay_steps=4,
         progress=False,
-        **kw,
     )
+    return TrainConfig(**{**base, **kw})
 
 
 def test_training_lowers_validation_loss_and_exports(tmp_path, speech_dir):
@@ -155,5 +156,68 @@ def test_init_with_another_architecture_and_unknown_augmentation_are_errors(tmp_
     sips.ScorePrior(sips.PriorConfig(**{**TINY, "model_channels": 8})).save_pretrained(tmp_path / "other")
     with pytest.raises(TrainingError, match="another network configuration"):
         train(_cfg(speech_dir, tmp_path / "x", 2, init=str(tmp_path / "other")), sips.PriorConfig(**TINY))
-    with pytest.raises(TrainingError, match="Unknown augmentation 'pitch'"):
+    with pytest.raises(OptionError, match="Unknown augmentation 'pitch'"):
         train(_cfg(speech_dir, tmp_path / "y", 2, augment="pitch"), sips.PriorConfig(**TINY))
+
+
+def test_workers_prepare_the_same_batches_and_snapshots_hold_the_ema_weights(tmp_path, speech_dir):
+    prior_cfg = sips.PriorConfig(**TINY)
+    train(_cfg(speech_dir, tmp_path / "inline", 4), prior_cfg)
+    snap = tmp_path / "out" / "prior.safetensors"
+    summary = train(_cfg(speech_dir, tmp_path / "workers", 4, workers=2, snapshot=str(snap)), prior_cfg)
+    inline = torch.load(tmp_path / "inline" / "checkpoint.pt", weights_only=True)
+    workers = torch.load(tmp_path / "workers" / "checkpoint.pt", weights_only=True)
+    for key, value in inline["ema"].items():
+        torch.testing.assert_close(workers["ema"][key], value, rtol=0, atol=0)
+    weights, info = read_snapshot(snap)
+    assert info["kind"] == "sips-prior" and info["step"] == 4 and info["prior_config"] == prior_cfg.to_dict()
+    assert info["valid_last"]["valid_loss"] == summary["valid_last"]["valid_loss"]
+    assert all(torch.equal(weights[k], v) for k, v in inline["ema"].items())
+    prior = sips.ScorePrior.from_pretrained(export(snap, tmp_path / "prior"))
+    assert all(torch.equal(prior.state_dict()[k], v) for k, v in inline["ema"].items())
+
+
+def test_bf16_steps_and_float16_snapshots(tmp_path, speech_dir):
+    snap = tmp_path / "p16.safetensors"
+    summary = train(
+        _cfg(speech_dir, tmp_path / "bf16", 4, precision="bf16", snapshot=str(snap), snapshot_dtype="float16"),
+        sips.PriorConfig(**TINY),
+    )
+    assert summary["step"] == 4 and torch.isfinite(torch.tensor(summary["valid_last"]["valid_loss"]))
+    weights, _ = read_snapshot(snap)
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float16}
+    ema = torch.load(tmp_path / "bf16" / "checkpoint.pt", weights_only=True)["ema"]
+    prior = sips.ScorePrior.from_pretrained(export(snap, tmp_path / "prior16"))
+    for key, value in ema.items():  # float16 rounding only
+        torch.testing.assert_close(prior.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"max_steps": 2.5}, "max_steps must be an integer >= 1"),
+        ({"workers": -1}, "workers must be an integer >= 0"),
+        ({"lr": float("nan")}, "lr must be a positive number"),
+        ({"ema": 1.0}, r"ema must be in \[0, 1\)"),
+        ({"max_minutes": 0}, "max_minutes must be a positive number"),
+        ({"precision": "fp16"}, "Unknown precision 'fp16'"),
+        ({"snapshot_dtype": "int8"}, "Unknown snapshot dtype 'int8'"),
+        ({"device": "gpu"}, "The device 'gpu' is not available"),
+    ],
+)
+def test_config_values_out_of_range_are_option_errors_before_any_work(tmp_path, speech_dir, change, message):
+    with pytest.raises(OptionError, match=message):
+        train(_cfg(speech_dir, tmp_path / "run", 2, **change), sips.PriorConfig(**TINY))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_file_that_is_no_snapshot_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(SipsError, match="without the 'sips' metadata"):
+        export(tmp_path / "plain.safetensors", tmp_path / "out")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SipsError, match="not a readable safetensors file"):
+        export(tmp_path / "junk.safetensors", tmp_path / "out")
