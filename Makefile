@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The built-in predictor adapters, each its own distribution (installed editable next to the core).
 ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapters/ncsnpp
 
-.PHONY: demo test test-slow lint bench
+.PHONY: demo test test-slow lint bench gpu-wheels gpu-pack gpu-rehearsal
 
 # Stamps: .runtime = core + adapters; .dev = .runtime + the dev extras, so `make test` after
 # `make demo` installs what the tests need, and a changed pyproject or constraints redoes both.
@@ -34,7 +34,23 @@ test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check sips tests benchmarks adapters && $(BIN)/ruff format --check sips tests benchmarks adapters
+	$(BIN)/ruff check sips tests benchmarks adapters priors && $(BIN)/ruff format --check sips tests benchmarks adapters priors
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/speed.py
+
+# The GPU recipe (priors/gpu/README.md). gpu-wheels: the packages the GPU machine lacks, as CPython
+# 3.12 x86-64 wheels in .whl/. gpu-pack: the data pack from a corpus (CORPUS=folder of
+# shared/data/build_corpus.py) into pack/. gpu-rehearsal: the whole GPU command on this CPU, tiny
+# (the slow test tests/test_gpu_recipe.py, about 2 minutes; CI runs it with the other slow tests).
+gpu-wheels: $(VENV)/.dev
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -c constraints.txt -d .whl $$(grep -v '^#' priors/gpu/wheels.txt)
+
+gpu-pack: $(VENV)/.dev
+	test -n "$(CORPUS)" || { echo "usage: make gpu-pack CORPUS=/path/to/corpus"; exit 2; }
+	PYTHONPATH=. $(BIN)/python priors/gpu/pack.py "$(CORPUS)" pack
+
+gpu-rehearsal: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m "slow or not slow" tests/test_gpu_recipe.py

@@ -187,6 +187,8 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     device = check_device(cfg.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    if device.type == "cuda" and device.index is None and world > 1:  # one GPU per process under torchrun
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:

@@ -3,7 +3,7 @@
 # wall-clock time, and leaves one file per network in OUT (snapshots rewritten every minute, so a
 # killed run still returns its latest EMA weights), plus train.log and summary.json.
 #
-#   priors/gpu/train_all.sh PACK OUT [MINUTES=7] [DEVICE=cuda]
+#   priors/gpu/train_all.sh PACK OUT [MINUTES=6.5] [DEVICE=cuda]
 #   REHEARSAL=1 priors/gpu/train_all.sh PACK OUT 0.1 cpu     # the same steps, tiny, on a CPU
 #
 # PACK is the data pack (priors/gpu/pack.py): the training voices (sips.corpus.TRAIN_SOURCES), the
@@ -18,7 +18,11 @@
 # prepared by worker processes. Same code path as `sips train` and the adapters' recipes.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-pack=$(cd "$1" && pwd) out=$2 minutes=${3:-7} device=${4:-cuda}
+if [ $# -lt 2 ] || [ ! -f "$1/PACK.json" ]; then
+  echo "usage: priors/gpu/train_all.sh PACK OUT [MINUTES] [DEVICE]; PACK is a data pack (priors/gpu/pack.py)" >&2
+  exit 2
+fi
+pack=$(cd "$1" && pwd) out=$2 minutes=${3:-6.5} device=${4:-cuda}
 py=${PYTHON:-python3}
 runs=${RUNS:-$(mktemp -d "${TMPDIR:-/tmp}/sips-gpu-runs.XXXXXX")}
 mkdir -p "$out"
