@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +38,7 @@ from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, 
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
-from .sampler import METHODS, resolve_method, sample
+from .sampler import check_settings, resolve_method, sample
 
 ArrayLike = torch.Tensor | np.ndarray
 LENGTH_TOLERANCE = spectral.N_FFT
@@ -283,19 +282,7 @@ def check_options(options: RefineOptions, rate: int) -> None:
         raise OptionError(f"ensemble must be a positive integer, got {options.ensemble!r}.")
     if options.ensemble_reduce not in ("mean", "median"):
         raise OptionError(f"ensemble_reduce must be 'mean' or 'median', not {options.ensemble_reduce!r}.")
-    if not isinstance(options.steps, int) or options.steps < 1:
-        raise OptionError(f"steps must be a positive integer, got {options.steps!r}.")
-    if options.method not in ("auto", *METHODS):
-        raise OptionError(f"method must be one of {', '.join(map(repr, ('auto', *METHODS)))}, not {options.method!r}.")
-    if (
-        isinstance(options.kappa, bool)
-        or not isinstance(options.kappa, int | float)
-        or not math.isfinite(options.kappa)
-        or options.kappa < 0
-    ):
-        raise OptionError(f"kappa must be a finite number >= 0, got {options.kappa!r}.")
-    if options.method == "heun" and options.kappa > 0:
-        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+    check_settings(options.steps, options.kappa, options.method, allow_auto=True)
     scaling.check(options.rescale)
     if not isinstance(options.postprocess, bool):
         raise OptionError(f"postprocess must be True or False, got {options.postprocess!r}.")

@@ -44,6 +44,25 @@ def resolve_method(method: str, kappa: float) -> str:
     return method
 
 
+def check_settings(steps: int, kappa: float, method: str, *, allow_auto: bool = False) -> None:
+    """Raise :class:`OptionError` (one sentence) unless ``steps``, ``kappa`` and ``method`` can run.
+
+    ``steps`` is an integer >= 1, ``kappa`` a finite number >= 0, ``method`` one of
+    :data:`METHODS` (or ``"auto"`` where ``allow_auto``: :func:`resolve_method` picks), and Heun
+    only integrates the deterministic ODE (``kappa = 0``). Shared by :func:`sample` and
+    :func:`sips.refine`, which checks before any work.
+    """
+    methods = ("auto", *METHODS) if allow_auto else METHODS
+    if method not in methods:
+        raise OptionError(f"method must be one of {', '.join(map(repr, methods))}, not {method!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise OptionError(f"steps must be a positive integer, got {steps!r}.")
+    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not math.isfinite(kappa) or kappa < 0:
+        raise OptionError(f"kappa must be a finite number >= 0, got {kappa!r}.")
+    if method == "heun" and kappa > 0:
+        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+
+
 def nfe(steps: int, method: str = "euler", kappa: float = 0.0) -> int:
     """Number of network calls (NFE) of one trajectory of :func:`sample` (``method`` may be ``"auto"``).
 
@@ -87,14 +106,7 @@ def sample(
     Returns:
         ``[B, ...]`` final state.
     """
-    if method not in METHODS:
-        raise OptionError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
-    if not isinstance(steps, int) or steps < 1:
-        raise OptionError(f"steps must be a positive integer, got {steps!r}.")
-    if kappa < 0 or not math.isfinite(kappa):
-        raise OptionError(f"kappa must be a finite number >= 0, got {kappa!r}.")
-    if method == "heun" and kappa > 0:
-        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+    check_settings(steps, kappa, method)
     if drift.shape != y.shape:
         raise ValueError(f"drift {list(drift.shape)} and y {list(y.shape)} must have the same shape.")
     if noise_sampler is None:

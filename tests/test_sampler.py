@@ -94,3 +94,27 @@ def test_interpolant_end_points_and_derivative():
     torch.testing.assert_close(numeric, gamma_dot(t), atol=1e-6, rtol=1e-6)
     s = torch.zeros(2, 4)
     torch.testing.assert_close(corrupt(s, torch.tensor([0.0, 0.5]), torch.ones(2, 4))[:, 0], torch.tensor([0.1, 0.6]))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"steps": True}, "steps must be a positive integer, got True"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"kappa": float("nan")}, "kappa must be a finite number >= 0"),
+        ({"kappa": -0.5}, "kappa must be a finite number >= 0"),
+        ({"kappa": "0.5"}, "kappa must be a finite number >= 0"),
+        ({"method": "auto"}, "method must be one of 'euler', 'heun', not 'auto'"),
+    ],
+)
+def test_sample_and_refine_share_one_settings_check(settings, message):
+    from sips.errors import OptionError
+
+    args = {"steps": 3, "kappa": 0.0, "method": "euler", **settings}
+    with pytest.raises(OptionError, match=message):
+        sips.sample(lambda x, t: x, torch.zeros(1, 3), torch.ones(1, 3), **args)
+    if args["method"] == "auto":  # refine resolves 'auto' itself
+        sips.sampler.check_settings(args["steps"], args["kappa"], "auto", allow_auto=True)
+        return
+    with pytest.raises(OptionError, match=message):
+        sips.refine_estimates(torch.zeros(4000), torch.zeros(4000), sample_rate=16000, **args)

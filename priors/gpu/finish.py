@@ -31,7 +31,8 @@ DATA = (
     "Every file of the permissively licensed training voices (festvox_ru: 1 male Russian voice; "
     "Asterisk prompts: 4 female voices, en/es/fr/ru), from the Opus data pack of `priors/gpu/pack.py`, "
     "with voice augmentation (speed/pitch 0.88-1.12, tilt, one EQ band) and random gains. "
-    "Validation on the unseen validation voices (Tux Paint be/ca/fr/da); the test voices were never used."
+    "Validation on the unseen validation voices (Tux Paint be/ca/fr/da; their Opus-decoded audio from the pack, "
+    "on which a prior's loss reads lower than on the original audio); the test voices were never used."
 )
 
 
