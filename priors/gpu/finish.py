@@ -103,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             done.append(finish_semamba(path, args.dest, report))
         else:
             done.append(finish_convtasnet(path, args.dest, report))
+    if not done:
+        print(f"finish: {args.out} holds no snapshot; it should be the OUT folder of train_all.sh", file=sys.stderr)
+        return 2
     print("\n".join(str(d) for d in done))
-    return 0 if done else 2
+    return 0
 
 
 if __name__ == "__main__":

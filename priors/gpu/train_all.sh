@@ -18,10 +18,19 @@
 # prepared by worker processes. Same code path as `sips train` and the adapters' recipes.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-if [ $# -lt 2 ] || [ ! -f "$1/PACK.json" ]; then
+if [ $# -lt 2 ]; then
   echo "usage: priors/gpu/train_all.sh PACK OUT [MINUTES] [DEVICE]; PACK is a data pack (priors/gpu/pack.py)" >&2
   exit 2
 fi
+if [ ! -f "$1/PACK.json" ]; then
+  echo "train_all.sh: $1 is no data pack (no PACK.json in it); build one with priors/gpu/pack.py" >&2
+  exit 2
+fi
+if ! awk -v m="${3:-6.5}" 'BEGIN { exit !(m + 0 > 0 && m ~ /^[0-9.]+$/) }'; then
+  echo "train_all.sh: MINUTES must be a positive number, got '${3}'" >&2
+  exit 2
+fi
+case "${4:-cuda}" in cpu | cuda | cuda:[0-9]*) ;; *) echo "train_all.sh: DEVICE must be cpu or cuda[:N], got '$4'" >&2; exit 2 ;; esac
 pack=$(cd "$1" && pwd) out=$2 minutes=${3:-6.5} device=${4:-cuda}
 py=${PYTHON:-python3}
 runs=${RUNS:-$(mktemp -d "${TMPDIR:-/tmp}/sips-gpu-runs.XXXXXX")}
@@ -74,7 +83,7 @@ cmd[convtasnet]="$py $root/adapters/asteroid/recipes/train_convtasnet.py $pack $
   --batch $tas_batch --seconds $tas_seconds --lr 1e-3 --snapshot $out/convtasnet.safetensors ${recipe[*]}"
 
 names=(prior-cpu prior-large semamba convtasnet)
-limit=$(awk "BEGIN { print int($minutes * 60 + 150) }")  # training budget + loading and the last validation
+limit=$(awk "BEGIN { print int($minutes * 60 + ${SLACK:-150}) }")  # budget + loading and the last validation
 start=$(date +%s)
 declare -A pid
 for name in "${names[@]}"; do
@@ -86,6 +95,9 @@ status=0
 declare -A rc
 for name in "${names[@]}"; do
   wait "${pid[$name]}"; rc[$name]=$?
+  if [ "${rc[$name]}" -eq 124 ] || [ "${rc[$name]}" -eq 137 ]; then  # timeout's codes: killed at the limit
+    echo "[$name] killed at the time limit ($limit s); its last snapshot, if any, is kept" >>"$out/train.log"
+  fi
   [ "${rc[$name]}" -eq 0 ] || status=1
 done
 seconds=$(( $(date +%s) - start ))
