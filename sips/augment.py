@@ -27,6 +27,7 @@ import math
 import torch
 
 from . import spectral
+from .errors import OptionError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +84,11 @@ class VoiceAugment:
 
 
 AUGMENTATIONS = {"none": None, "voice": VoiceAugment()}
+
+
+def augmentation(name: str) -> VoiceAugment | None:
+    """The augmentation called ``name`` in :data:`AUGMENTATIONS` (``None`` for ``"none"``), or
+    :class:`~sips.errors.OptionError`."""
+    if name not in AUGMENTATIONS:
+        raise OptionError(f"Unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+    return AUGMENTATIONS[name]

@@ -227,7 +227,6 @@ def _run_train(args: argparse.Namespace) -> int:
         snapshot_minutes=args.snapshot_minutes,
         snapshot_dtype=args.snapshot_dtype,
     )
-    cfg.check()
     summary = train(cfg, prior_cfg)
     if args.export:
         import os

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_io
 from . import spectral
-from .augment import AUGMENTATIONS
+from .augment import augmentation
 from .errors import OptionError, TrainingError
 
 # Speaker-disjoint evaluation on the development corpus. Every training run (priors and
@@ -151,9 +151,7 @@ class MixtureBank:
         augment: str = "none",
         progress: bool = True,
     ) -> None:
-        if augment not in AUGMENTATIONS:
-            raise OptionError(f"Unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
-        self.augment = AUGMENTATIONS[augment]
+        self.augment = augmentation(augment)
         root = Path(corpus)
         self.speakers = {
             name: ClipBank(dirs, progress=progress) for name, dirs in voice_folders(root, split, sources).items()

@@ -223,6 +223,25 @@ def add_recipe_options(parser, *, minutes: float, steps: int, batch: int, second
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def valid_batch_sizes(items: int, per_batch: int = 8) -> list[int]:
+    """Sizes of the fixed validation batches holding ``items`` mixtures (``per_batch`` at most each)."""
+    return [min(per_batch, items - i) for i in range(0, items, per_batch)]
+
+
+def recipe_snapshot(path: str | None, kind: str, config: Any, size: str) -> Snapshot | None:
+    """The ``snapshot`` callback of :func:`fit` for a predictor recipe: writes the weights with what
+    rebuilds the network (``kind``, ``config``, ``size``) and the run's progress (``None`` without a path)."""
+    if path is None:
+        return None
+    from .weights import write_snapshot
+
+    def snapshot(weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        progress = {k: state[k] for k in ("step", "best_step", "best_valid", "seconds")}
+        write_snapshot(path, weights, {"kind": kind, "config": config, "size": size, **progress})
+
+    return snapshot
+
+
 def fit_options(args) -> dict[str, Any]:
     """The keyword arguments of :func:`fit` given by :func:`add_recipe_options`' options."""
     return {

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import spectral
 from ._atomic import atomic_path, write_text
-from .augment import AUGMENTATIONS
+from .augment import augmentation
 from .batches import step_batches, to_device
 from .checks import autocast, check_device, check_precision, use_tensor_cores
 from .corpus import ClipBank
@@ -113,8 +113,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise OptionError(f"{name} must be a positive number of minutes, got {value!r}.")
-        if self.augment not in AUGMENTATIONS:
-            raise OptionError(f"Unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}.")
+        augmentation(self.augment)
         if self.snapshot_dtype not in SNAPSHOT_DTYPES:
             raise OptionError(
                 f"Unknown snapshot dtype {self.snapshot_dtype!r}; choose one of {', '.join(SNAPSHOT_DTYPES)}."
@@ -183,7 +182,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     ``torch.distributed`` (gloo on CPU, nccl on CUDA), rank 0 writes checkpoints.
     """
     cfg.check()
-    augment = AUGMENTATIONS[cfg.augment]
+    augment = augmentation(cfg.augment)
     device = check_device(cfg.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

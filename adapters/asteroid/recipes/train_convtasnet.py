@@ -25,9 +25,8 @@ import torch
 from sips_asteroid._lazy import import_asteroid
 
 from sips.corpus import recipe_banks
-from sips.fit import add_recipe_options, fit, fit_options
+from sips.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 from sips.metrics import pit_si_sdr, si_sdr
-from sips.weights import write_snapshot
 
 SOURCES = ["asterisk_en_US", "asterisk_fr_CA", "asterisk_ru_RU", "festvox_ru"]
 _COMMON = dict(n_src=2, kernel_size=16, stride=8, sample_rate=16000)
@@ -74,20 +73,12 @@ def main() -> None:
     length = int(args.seconds * 16000)
     train, valid_bank = recipe_banks(args.corpus, args.split, SOURCES, augment=args.augment, progress=not args.quiet)
     g = torch.Generator().manual_seed(1234)
-    sizes = [min(8, args.valid_items - i) for i in range(0, args.valid_items, 8)]
-    valid = [valid_bank.two_speakers(n, int(args.valid_seconds * 16000), g) for n in sizes]
+    valid = [
+        valid_bank.two_speakers(n, int(args.valid_seconds * 16000), g) for n in valid_batch_sizes(args.valid_items)
+    ]
 
     def batch(step: int):
         return train.two_speakers(args.batch, length, torch.Generator().manual_seed(step))
-
-    def snapshot(weights, state) -> None:
-        info = {
-            "kind": SNAPSHOT_KIND,
-            "config": SIZES[args.size],
-            "size": args.size,
-            **{k: state[k] for k in ("step", "best_step", "best_valid", "seconds")},
-        }
-        write_snapshot(args.snapshot, weights, info)
 
     model = build(args.size)
     state = fit(
@@ -97,7 +88,7 @@ def main() -> None:
         args.run,
         valid=valid,
         checkpoint_every=100,
-        snapshot=snapshot if args.snapshot else None,
+        snapshot=recipe_snapshot(args.snapshot, SNAPSHOT_KIND, SIZES[args.size], args.size),
         **fit_options(args),
     )
     if state["best_model"] is not None:

@@ -25,9 +25,8 @@ from sips_semamba import SEMamba, enhance, mag_phase_istft, mag_phase_stft, rms_
 from sips_semamba.config import PUBLISHED_CONFIG, resolve_config
 
 from sips.corpus import recipe_banks
-from sips.fit import add_recipe_options, fit, fit_options
+from sips.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 from sips.metrics import si_sdr
-from sips.weights import write_snapshot
 
 SOURCES = ["asterisk", "festvox_ru"]
 SIZES = {
@@ -76,20 +75,10 @@ def main() -> None:
     length = int(args.seconds * 16000)
     train, valid_bank = recipe_banks(args.corpus, args.split, SOURCES, augment=args.augment, progress=not args.quiet)
     g = torch.Generator().manual_seed(4321)
-    sizes = [min(8, args.valid_items - i) for i in range(0, args.valid_items, 8)]
-    valid = [valid_bank.noisy(n, int(args.valid_seconds * 16000), g) for n in sizes]
+    valid = [valid_bank.noisy(n, int(args.valid_seconds * 16000), g) for n in valid_batch_sizes(args.valid_items)]
 
     def batch(step: int):
         return train.noisy(args.batch, length, torch.Generator().manual_seed(step))
-
-    def snapshot(weights, state) -> None:
-        info = {
-            "kind": SNAPSHOT_KIND,
-            "config": config,
-            "size": args.size,
-            **{k: state[k] for k in ("step", "best_step", "best_valid", "seconds")},
-        }
-        write_snapshot(args.snapshot, weights, info)
 
     torch.manual_seed(0)
     model = SEMamba(config)
@@ -100,7 +89,7 @@ def main() -> None:
         args.run,
         valid=valid,
         checkpoint_every=100,
-        snapshot=snapshot if args.snapshot else None,
+        snapshot=recipe_snapshot(args.snapshot, SNAPSHOT_KIND, config, args.size),
         **fit_options(args),
     )
     if state["best_model"] is not None:
