@@ -18,6 +18,8 @@ import numpy as np
 import soundfile as sf
 
 from ._atomic import atomic_path, is_temporary
+from .bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
+from .bands import resample_array as resample
 from .errors import AudioError
 
 #: Audio file extensions and the libsndfile major format of each (``.opus`` is Ogg Opus).
@@ -116,17 +118,6 @@ def info(path: str | os.PathLike) -> sf._SoundFileInfo:
         return sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         raise cannot_read(path, err) from None
-
-
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """High-quality (soxr VHQ) resampling of ``[..., T]`` float32 audio."""
-    if rate_in == rate_out:
-        return audio
-    import soxr
-
-    flat = audio.reshape(-1, audio.shape[-1])
-    out = np.stack([soxr.resample(ch, rate_in, rate_out, quality="VHQ") for ch in flat])
-    return out.reshape(*audio.shape[:-1], out.shape[-1]).astype(np.float32, copy=False)
 
 
 def load_mono(path: str | os.PathLike, rate: int) -> np.ndarray:

@@ -293,6 +293,13 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         f"or heun (2nd-order ODE, kappa 0 only); default {DEFAULTS['method']}",
     )
     p.add_argument(
+        "--strength",
+        type=_NON_NEGATIVE,
+        default=DEFAULTS["strength"],
+        help="how strongly the prior corrects the predictor (scales its term in the sampler; 0 writes the "
+        f"predictor's estimate); default {DEFAULTS['strength']}",
+    )
+    p.add_argument(
         "--rescale",
         default=DEFAULTS["rescale"],
         choices=RESCALE_MODES,
@@ -432,6 +439,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         steps=args.steps,
         kappa=args.kappa,
         method=args.method,
+        strength=args.strength,
         rescale=args.rescale,
         seed=args.seed,
         device=args.device,

@@ -11,8 +11,16 @@ on 2 CPU threads). The published system used 15 Euler steps (14 calls) with kapp
 STEPS = 4
 METHOD = "auto"  # Heun for kappa = 0, Euler-Maruyama for kappa > 0 (sips.sampler.resolve_method)
 KAPPA = 0.0
+STRENGTH = 1.0  # the prior's correction at full weight (the published method)
 ENSEMBLE = 1
 RESCALE = "auto"
 RESCALE_MODES = ("auto", "none", "gain")
 
-SAMPLER = {"steps": STEPS, "method": METHOD, "kappa": KAPPA, "ensemble": ENSEMBLE, "rescale": RESCALE}
+SAMPLER = {
+    "steps": STEPS,
+    "method": METHOD,
+    "kappa": KAPPA,
+    "strength": STRENGTH,
+    "ensemble": ENSEMBLE,
+    "rescale": RESCALE,
+}

@@ -15,6 +15,7 @@ the file's length.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from ._atomic import atomic_paths
 from .errors import AudioError, OptionError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
-from .refine import RefineOptions, default_prior, match_length, peak_scale, refine_stream
+from .refine import RefineOptions, check_postprocess, default_prior, match_length, peak_scale, refine_stream
 
 CHANNEL_POLICIES = ("each", "mix")
 #: How separated sources are named: ``suffix`` (``NAME_s1.wav``) or ``published`` (``s1/NAME.wav``,
@@ -68,6 +69,19 @@ class _Converted:
     ):
         self.path, self.frames, self.channels, self.peak = path, frames, channels, peak
         self.file_rate, self.file_frames, self.subtype = rate, file_frames, subtype
+        self._rate = 0  # set by _convert: the rate of the converted samples
+
+    @property
+    def rate(self) -> int:
+        """The rate of the converted samples in Hz."""
+        return self._rate
+
+    @classmethod
+    def float_file(cls, path: Path, frames: int, channels: int, rate: int) -> _Converted:
+        """A float file written here (an estimate at ``rate``) to be read like a converted input."""
+        done = cls(path, frames, channels, np.ones(channels), rate, frames, "FLOAT")
+        done._rate = rate
+        return done
 
     def reader(self, stack: contextlib.ExitStack) -> Callable[[int, int], torch.Tensor]:
         """``(start, stop) -> [C, stop - start]`` (zero beyond the end)."""
@@ -102,7 +116,9 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
             if src.samplerate != rate:
                 import soxr
 
-                stream = soxr.ResampleStream(src.samplerate, rate, n_out, dtype="float32", quality="VHQ")
+                stream = soxr.ResampleStream(
+                    src.samplerate, rate, n_out, dtype="float32", quality=audio.RESAMPLE_QUALITY
+                )
             while True:
                 block = src.read(BLOCK, dtype="float32", always_2d=True)
                 last = len(block) < BLOCK
@@ -133,7 +149,9 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
             f"{shown} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
             "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
         )
-    return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype)
+    converted = _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype)
+    converted._rate = rate
+    return converted
 
 
 def _write_outputs(
@@ -155,50 +173,83 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
     clip = (subtype or "").startswith("PCM") or fmt in ("OGG",)
     with atomic_paths(paths) as temps:
         for source, tmp in zip(sources, temps, strict=True):
-            with (
-                audio.open_sound(source) as src,
-                audio.open_sound(
-                    tmp, "w", samplerate=converted.file_rate, channels=src.channels, subtype=subtype, format=fmt
-                ) as dst,
-            ):
-                remaining = converted.file_frames  # the input's length, whatever resampling gave
-                stream = None
-                if rate != converted.file_rate:
-                    import soxr
-
-                    stream = soxr.ResampleStream(
-                        rate, converted.file_rate, src.channels, dtype="float32", quality="VHQ"
-                    )
-                while True:
-                    block = src.read(BLOCK, dtype="float32", always_2d=True)
-                    last = len(block) < BLOCK
-                    if stream is not None:
-                        block = stream.resample_chunk(block, last=last)
-                    block = block[:remaining]
-                    if clip:
-                        block = np.clip(block, -1.0, 1.0)
-                    if len(block):
-                        dst.write(block)
-                        remaining -= len(block)
-                    if last:
-                        break
-                if remaining:
-                    dst.write(np.zeros((remaining, src.channels), dtype=np.float32))
+            _resample_file(
+                source, tmp, rate, converted.file_rate, converted.file_frames, subtype=subtype, fmt=fmt, clip=clip
+            )
     return paths
 
 
-def _refine_converted(
+def _resample_file(
+    source: Path,
+    target: Path,
+    rate: int,
+    rate_out: int,
+    frames: int,
+    *,
+    subtype: str | None = "FLOAT",
+    fmt: str | None = "WAV",
+    clip: bool = False,
+) -> Path:
+    """Stream ``source`` (at ``rate``) into ``target`` at ``rate_out``, exactly ``frames`` long
+    (resampling there and back can gain or lose a few samples: the tail is cropped or zero-padded)."""
+    with (
+        audio.open_sound(source) as src,
+        audio.open_sound(target, "w", samplerate=rate_out, channels=src.channels, subtype=subtype, format=fmt) as dst,
+    ):
+        remaining = frames
+        stream = None
+        if rate != rate_out:
+            import soxr
+
+            stream = soxr.ResampleStream(rate, rate_out, src.channels, dtype="float32", quality=audio.RESAMPLE_QUALITY)
+        while True:
+            block = src.read(BLOCK, dtype="float32", always_2d=True)
+            last = len(block) < BLOCK
+            if stream is not None:
+                block = stream.resample_chunk(block, last=last)
+            block = block[:remaining]
+            if clip:
+                block = np.clip(block, -1.0, 1.0)
+            if len(block):
+                dst.write(block)
+                remaining -= len(block)
+            if last:
+                break
+        if remaining:
+            dst.write(np.zeros((remaining, src.channels), dtype=np.float32))
+    return target
+
+
+def _combine(first: Path, second: Path, target: Path, op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Path:
+    """``target = op(first, second)`` sample by sample, for two float files of one rate, length and layout."""
+    with (
+        audio.open_sound(first) as a,
+        audio.open_sound(second) as b,
+        audio.open_sound(
+            target, "w", samplerate=a.samplerate, channels=a.channels, subtype="FLOAT", format="WAV"
+        ) as dst,
+    ):
+        while True:
+            x = a.read(BLOCK, dtype="float32", always_2d=True)
+            dst.write(op(x, b.read(len(x), dtype="float32", always_2d=True)))
+            if len(x) < BLOCK:
+                break
+    return target
+
+
+def _stream(
     converted: _Converted,
-    out_path: Path,
     folder: Path,
-    prior: ScorePrior,
+    prefix: str,
+    prior: ScorePrior | None,
     options: RefineOptions,
+    rate: int,
     *,
     predictor: Predictor | None = None,
     estimates: list[_Converted] | None = None,
-    layout: str = "suffix",
 ) -> list[Path]:
-    rate = prior.config.sample_rate
+    """:func:`sips.refine.refine_stream` over a converted file into float files ``folder/prefixK.wav``
+    at ``rate``, one per source (with ``prior=None``: the rescaled, cross-faded estimates)."""
     sinks: list[sf.SoundFile] = []
     with contextlib.ExitStack() as stack:
         read = converted.reader(stack)
@@ -212,7 +263,7 @@ def _refine_converted(
         def write(block: torch.Tensor) -> None:  # [C, K, n]
             if not sinks:
                 for k in range(block.shape[1]):
-                    path = folder / f"source{k}.wav"
+                    path = folder / f"{prefix}{k}.wav"
                     sink = audio.open_sound(path, "w", samplerate=rate, channels=block.shape[0], subtype="FLOAT")
                     sinks.append(stack.enter_context(sink))
             for k, sink in enumerate(sinks):
@@ -228,9 +279,67 @@ def _refine_converted(
             read_estimates=read_estimates,
             prior=prior,
             options=options,
+            rate=rate,
         )
-        sources = [Path(os.fsdecode(s.name)) for s in sinks]
+        return [Path(os.fsdecode(s.name)) for s in sinks]
+
+
+def _refine_converted(
+    converted: _Converted,
+    out_path: Path,
+    folder: Path,
+    prior: ScorePrior,
+    options: RefineOptions,
+    *,
+    predictor: Predictor | None = None,
+    estimates: list[_Converted] | None = None,
+    layout: str = "suffix",
+) -> list[Path]:
+    rate = prior.config.sample_rate
+    sources = _stream(converted, folder, "source", prior, options, rate, predictor=predictor, estimates=estimates)
     return _write_outputs(sources, out_path, rate, converted, layout)
+
+
+def _refine_across_rates(
+    native: _Converted,
+    converted: _Converted,
+    out_path: Path,
+    folder: Path,
+    prior: ScorePrior,
+    options: RefineOptions,
+    *,
+    predictor: Predictor | None = None,
+    estimates: list[_Converted] | None = None,
+    layout: str = "suffix",
+) -> list[Path]:
+    """The file layer's :func:`sips.refine.refine_across_rates`: ``native`` is the input at the
+    predictor's (or the estimates') rate, ``converted`` at the prior's."""
+    low, rate = prior.config.sample_rate, converted.file_rate
+    first = dataclasses.replace(options, postprocess=False, uncertainty=False)
+    est = _stream(native, folder, "estimate-native", None, first, native.rate, predictor=predictor, estimates=estimates)
+    est_low = [
+        _resample_file(p, folder / f"estimate{k}.wav", native.rate, low, converted.frames) for k, p in enumerate(est)
+    ]
+    readers = [_Converted.float_file(p, converted.frames, converted.channels, low) for p in est_low]
+    second = dataclasses.replace(options, rescale="none", postprocess=False)  # rescaled in the first stage
+    refined = _stream(converted, folder, "source", prior, second, low, estimates=readers)
+    final, final_rate = refined, low
+    if rate > low:  # the prior's band from the refined signal, the band above from the estimate (sips.bands)
+        final, final_rate = [], rate
+        for k, (r, e, full) in enumerate(zip(refined, est_low, est, strict=True)):
+            diff = _combine(r, e, folder / f"correction{k}.wav", np.subtract)
+            diff = _resample_file(diff, folder / f"correction-full{k}.wav", low, rate, converted.file_frames)
+            full = _resample_file(full, folder / f"estimate-full{k}.wav", native.rate, rate, converted.file_frames)
+            final.append(_combine(full, diff, folder / f"joined{k}.wav", np.add))
+    if options.postprocess:  # the predictor once more, on the output, at its own rate
+        check_postprocess(predictor, len(final))
+        again = _convert(final[0], native.rate, "each", folder, "postprocess-in.wav")
+        pp = dataclasses.replace(first, rescale="none")
+        final, final_rate = (
+            _stream(again, folder, "postprocessed", None, pp, native.rate, predictor=predictor),
+            native.rate,
+        )
+    return _write_outputs(final, out_path, final_rate, converted, layout)
 
 
 def refine_file(
@@ -256,10 +365,18 @@ def refine_file(
     options = RefineOptions(**kwargs)
     output_paths(out_path, 1, layout)  # an unknown layout fails before any work
     audio.format_for(Path(out_path))  # an unwritable extension fails before any work
+    low = prior.config.sample_rate
     with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
         folder = Path(tmp)
-        converted = _convert(Path(in_path), prior.config.sample_rate, channels, folder, "mixture.wav", allow_clipping)
-        return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout)
+        converted = _convert(Path(in_path), low, channels, folder, "mixture.wav", allow_clipping)
+        if predictor.sample_rate == low:
+            return _refine_converted(
+                converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout
+            )
+        native = _convert(Path(in_path), predictor.sample_rate, channels, folder, "mixture-native.wav")
+        return _refine_across_rates(
+            native, converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout
+        )
 
 
 def refine_estimate_files(
@@ -282,14 +399,22 @@ def refine_estimate_files(
     with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
         folder = Path(tmp)
         converted = _convert(Path(in_path), rate, channels, folder, "mixture.wav", allow_clipping)
+        own = converted.file_rate  # estimates at another rate than the prior's: refined across rates
+        mixture = converted if own == rate else _convert(Path(in_path), own, channels, folder, "mixture-native.wav")
         estimates = []
         for k, path in enumerate(estimate_paths):
-            est = _convert(Path(path), rate, channels, folder, f"estimate{k}.wav")
-            if est.channels != converted.channels:
+            est = _convert(Path(path), own, channels, folder, f"estimate-given{k}.wav")
+            if est.channels != mixture.channels:
                 raise AudioError(
                     f"{audio.display(path)} has {est.channels} channel(s) but the mixture "
-                    f"{audio.display(in_path)} has {converted.channels}."
+                    f"{audio.display(in_path)} has {mixture.channels}."
                 )
-            match_length(torch.zeros(est.frames), converted.frames)  # same length, within n_fft
+            match_length(torch.zeros(est.frames), mixture.frames)  # same length, within n_fft
             estimates.append(est)
-        return _refine_converted(converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout)
+        if own == rate:
+            return _refine_converted(
+                converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout
+            )
+        return _refine_across_rates(
+            mixture, converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout
+        )

@@ -86,9 +86,10 @@ def quality(
     """Score how close ``audio`` is to clean speech, without a reference (see the module docstring).
 
     Args:
-        audio: ``[T]`` or ``[B, T]`` at the prior's rate (torch or numpy).
+        audio: ``[T]`` or ``[B, T]`` at ``sample_rate`` (torch or numpy).
         prior: the prior; ``None`` uses the embedded default.
-        sample_rate: rate of ``audio``; another rate than the prior's is an error.
+        sample_rate: rate of ``audio`` in Hz (``None``: the prior's); other rates are resampled to the
+            prior's (soxr VHQ), where the score is computed.
         seed: seeds the fixed probes (same seed, same score).
         levels: number of quadrature times in ``[0, 1]``.
         probes: noise draws per time.
@@ -99,7 +100,8 @@ def quality(
     Returns:
         A :class:`QualityScore` for ``[T]``, a list of them for ``[B, T]``.
     """
-    from .refine import as_batch, check_rate, default_prior  # the tensor-input checks refine uses
+    from .bands import resample
+    from .refine import as_batch, default_prior, mixture_rate  # the tensor-input checks refine uses
 
     if levels < 1 or probes < 1 or not chunk_seconds > 0:
         raise OptionError("levels and probes must be at least 1 and chunk_seconds positive.")
@@ -107,7 +109,7 @@ def quality(
     check_device(device)
     wav, _ = as_batch(audio)
     prior = prior if prior is not None else default_prior()
-    check_rate(sample_rate, prior)
+    wav = resample(wav, mixture_rate(sample_rate, prior), prior.config.sample_rate)  # scored at the prior's rate
     run_device = torch.device(device) if device is not None else wav.device
     prior = prior.to(run_device)
     wav = wav / wav.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)

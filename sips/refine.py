@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import chunks, defaults, scaling, spectral
+from . import bands, chunks, defaults, scaling, spectral
 from .checks import check_device, check_seed
 from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
 from .nets.edm2 import frozen_weights
@@ -66,6 +66,7 @@ def refine(
     steps: int = defaults.STEPS,
     kappa: float = defaults.KAPPA,
     method: str = defaults.METHOD,
+    strength: float = defaults.STRENGTH,
     rescale: str = defaults.RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
@@ -85,14 +86,21 @@ def refine(
     Args:
         predictor: a :class:`~sips.predictors.Predictor` (e.g. ``sips.load_predictor("wiener")``),
             or a plain callable / ``nn.Module`` ``[B, T] -> [B, T] | [B, n_src, T]`` at 16 kHz.
+            It receives the mixture at its own ``sample_rate`` (:mod:`sips.bands`).
         mixture: ``[T]`` or ``[B, T]`` torch tensor or numpy array.
         prior: the prior; ``None`` uses the embedded default.
-        sample_rate: rate of ``mixture``; ``None`` means the prior's rate. Another rate is an
-            error (resample first, or use the file layer / CLI, which resample).
+        sample_rate: rate of ``mixture`` in Hz; ``None`` means the prior's rate (16 kHz). Any
+            rate works: the mixture is resampled once to the predictor's rate and to the prior's;
+            the output is at ``sample_rate``, and above the prior's rate its upper band is the
+            predictor's estimate (:func:`sips.bands.join`).
         steps: number of sampler steps N.
         kappa: stochasticity (0: the deterministic ODE of the published system).
         method: ``"auto"`` (Heun for ``kappa = 0``, Euler–Maruyama for ``kappa > 0``),
             ``"euler"`` (Euler–Maruyama, the published sampler) or ``"heun"`` (second-order, ODE only).
+        strength: how strongly the prior corrects the predictor's drift, a number >= 0: the
+            prior's term (and the injected noise) of the sampler is scaled by it
+            (:func:`sips.sampler.sample`); 1 is the published method, 0 returns the (rescaled)
+            estimate exactly, without calling the prior.
         rescale: how the estimates are brought to the mixture's scale and sign before the drift
             is formed (:mod:`sips.scaling`): ``"gain"`` (least-squares gains per source, jointly
             fitting the mixture; a negative gain flips the sign), ``"none"``, or ``"auto"``
@@ -124,24 +132,38 @@ def refine(
 
     Returns:
         ``[n_src, T]`` or ``[B, n_src, T]``, same type as ``mixture``; with ``return_uncertainty``
-        also the disagreement ``[n_src, N]`` or ``[B, n_src, N]`` (``N = 1 + T // 128`` frames).
+        also the disagreement ``[n_src, N]`` or ``[B, n_src, N]`` (``N = 1 + T16 // 128`` frames
+        of the signal at the prior's rate, ``T16`` samples long; ``T16 = T`` at 16 kHz).
+
+    Raises:
+        SampleRateError: ``sample_rate`` is not a positive whole number.
+        OptionError, AudioError, AdapterError: bad options, mixture or predictor output.
     """
     options = _options(locals())
     predictor = as_predictor(predictor)
     wav, restore = as_batch(mixture)
     prior = prior if prior is not None else default_prior()
-    check_rate(sample_rate, prior)
+    rate, low = mixture_rate(sample_rate, prior), prior.config.sample_rate
+    if predictor.sample_rate != low:
+        check_options(options, rate)
+        out, spread = refine_across_rates(wav, rate, prior, options, predictor=predictor)
+        return _result(out, spread, restore, options.uncertainty)
+    mix = bands.resample(wav, rate, low)  # the mixture itself at the prior's rate
     collect = _Collector()
     refine_stream(
-        lambda a, b: wav[:, a:b],
-        wav.shape[-1],
-        peak_scale(wav),
+        lambda a, b: mix[:, a:b],
+        mix.shape[-1],
+        peak_scale(mix),
         collect,
         predictor=predictor,
         prior=prior,
         options=options,
     )
-    return collect.result(restore, options.uncertainty)
+    if rate == low:
+        return collect.result(restore, options.uncertainty)
+    spread = torch.cat(collect.spread, dim=-1) if collect.spread else None
+    out = bands.resample(torch.cat(collect.blocks, dim=-1), low, rate, length=wav.shape[-1])
+    return _result(out, spread, restore, options.uncertainty)
 
 
 def refine_estimates(
@@ -153,6 +175,7 @@ def refine_estimates(
     steps: int = defaults.STEPS,
     kappa: float = defaults.KAPPA,
     method: str = defaults.METHOD,
+    strength: float = defaults.STRENGTH,
     rescale: str = defaults.RESCALE,
     seed: int | None = None,
     device: str | torch.device | None = None,
@@ -172,6 +195,8 @@ def refine_estimates(
         estimates: ``[n_src, T']`` for a mixture ``[T]`` or ``[B, n_src, T']`` for ``[B, T]``; a
             single source may also be given with the mixture's own shape.
         mixture: ``[T]`` or ``[B, T]``.
+        sample_rate: rate of both in Hz (``None``: the prior's). Above the prior's rate the
+            output's upper band is the estimates' own (:func:`sips.bands.join`).
         Other arguments as in :func:`refine`.
 
     Returns:
@@ -193,10 +218,14 @@ def refine_estimates(
     if est.shape[0] != wav.shape[0]:
         raise AudioError(f"estimates have batch size {est.shape[0]} but the mixture {wav.shape[0]}.")
     prior = prior if prior is not None else default_prior()
-    check_rate(sample_rate, prior)
+    rate = mixture_rate(sample_rate, prior)
     est = match_length(est.to(wav.device, torch.float32), wav.shape[-1])
     if not torch.isfinite(est).all():
         raise AudioError("The estimates contain NaN or infinite values.")
+    if rate != prior.config.sample_rate:
+        check_options(options, rate)
+        out, spread = refine_across_rates(wav, rate, prior, options, estimates=est)
+        return _result(out, spread, restore, options.uncertainty)
     collect = _Collector()
     refine_stream(
         lambda a, b: wav[:, a:b],
@@ -217,6 +246,7 @@ class RefineOptions:
     steps: int = defaults.STEPS
     kappa: float = defaults.KAPPA
     method: str = defaults.METHOD
+    strength: float = defaults.STRENGTH
     rescale: str = defaults.RESCALE
     seed: int | None = None
     device: str | torch.device | None = None
@@ -253,13 +283,19 @@ class _Collector:
             self.spread.append(disagreement)
 
     def result(self, restore, uncertainty: bool):
-        out = restore(torch.cat(self.blocks, dim=-1))
-        if not uncertainty:
-            return out
-        per_sample = torch.cat(self.spread, dim=-1)
-        length = per_sample.shape[-1]
-        at_frames = (torch.arange(1 + length // spectral.HOP) * spectral.HOP).clamp(max=length - 1)
-        return out, restore(per_sample[..., at_frames.to(per_sample.device)])
+        spread = torch.cat(self.spread, dim=-1) if self.spread else None
+        return _result(torch.cat(self.blocks, dim=-1), spread, restore, uncertainty)
+
+
+def _result(out: torch.Tensor, per_sample: torch.Tensor | None, restore, uncertainty: bool):
+    """The refined ``out [B, K, T]`` (and, with ``uncertainty``, the disagreement per sample
+    ``[B, K, T']`` read at the STFT frames) in the caller's type and shape."""
+    out = restore(out)
+    if not uncertainty:
+        return out
+    length = per_sample.shape[-1]
+    at_frames = (torch.arange(1 + length // spectral.HOP) * spectral.HOP).clamp(max=length - 1)
+    return out, restore(per_sample[..., at_frames.to(per_sample.device)])
 
 
 def peak_scale(wav: torch.Tensor) -> torch.Tensor:
@@ -282,7 +318,7 @@ def check_options(options: RefineOptions, rate: int) -> None:
         raise OptionError(f"ensemble must be a positive integer, got {options.ensemble!r}.")
     if options.ensemble_reduce not in ("mean", "median"):
         raise OptionError(f"ensemble_reduce must be 'mean' or 'median', not {options.ensemble_reduce!r}.")
-    check_settings(options.steps, options.kappa, options.method, allow_auto=True)
+    check_settings(options.steps, options.kappa, options.method, allow_auto=True, strength=options.strength)
     scaling.check(options.rescale)
     if not isinstance(options.postprocess, bool):
         raise OptionError(f"postprocess must be True or False, got {options.postprocess!r}.")
@@ -342,13 +378,20 @@ def refine_stream(
     *,
     predictor: Predictor | None = None,
     read_estimates: Callable[[int, int], torch.Tensor] | None = None,
-    prior: ScorePrior,
+    prior: ScorePrior | None,
     options: RefineOptions,
+    rate: int | None = None,
 ) -> int:
     """The windowed refinement over a signal that need not be in memory.
 
+    With ``prior=None`` it is the first stage of a refinement across rates
+    (:func:`refine_across_rates`): the estimates of each window (the predictor's, or
+    ``read_estimates``'), source-ordered and rescaled (``options.rescale``), cross-faded like the
+    refined signal would be, at ``rate`` Hz (the predictor's).
+
     Args:
-        read_mixture: ``(start, stop) -> [B, stop - start]`` float32 samples at the prior's rate.
+        read_mixture: ``(start, stop) -> [B, stop - start]`` float32 samples at the prior's rate
+            (at ``rate`` without a prior).
         length: the signal length ``T`` in samples.
         scale: ``[B, 1]`` normalisation factors (:func:`peak_scale` of the whole signal).
         write: receives the refined signal as consecutive blocks ``[B, K, n]`` (float32, on the
@@ -359,29 +402,34 @@ def refine_stream(
             continue the previous window's. With ``options.postprocess`` it runs again on each
             refined window, before the cross-fade. Or:
         read_estimates: ``(start, stop) -> [B, K, stop - start]`` estimates computed elsewhere.
-        prior, options: the prior and the settings.
+        prior, options: the prior (``None``: no refinement, see above) and the settings.
+        rate: the signal's rate in Hz when ``prior`` is ``None`` (else the prior's).
 
     Returns:
         The number of sources ``K``.
     """
     if (predictor is None) == (read_estimates is None):
         raise TypeError("pass exactly one of predictor and read_estimates")
-    if options.postprocess:
+    if options.postprocess and prior is not None:
         check_postprocess(predictor)
-    if predictor is not None and predictor.sample_rate != prior.config.sample_rate:
+    rate = prior.config.sample_rate if prior is not None else rate
+    if predictor is not None and predictor.sample_rate != rate:
         raise SampleRateError(
-            f"The predictor works at {predictor.sample_rate} Hz but the prior at {prior.config.sample_rate} Hz; "
-            "wrap the predictor with resampling or choose one at the prior's rate."
+            f"The predictor works at {predictor.sample_rate} Hz but this stage at {rate} Hz; "
+            "refine() and refine_file() resample for it."
         )
-    starts, size, overlap = _window_plan(length, prior.config.sample_rate, options)
+    starts, size, overlap = _window_plan(length, rate, options)
     run_device = torch.device(options.device) if options.device is not None else scale.device
-    prior = prior.to(run_device)
+    if prior is not None:
+        prior = prior.to(run_device)
     pending: torch.Tensor | None = None  # weighted sum over [done, end of the last window)
     weights = torch.zeros(0)
     done = 0  # samples already written
     previous: tuple[torch.Tensor, int] | None = None  # the last window's ordered estimates and start
     # one bar over windows x steps: the sampler's callback advances it by the windows of a group
-    bar = tqdm(total=len(starts) * options.steps, desc="refine", unit="step", disable=not options.progress)
+    bar = tqdm(
+        total=len(starts) * options.steps, desc="refine", unit="step", disable=not options.progress or prior is None
+    )
     per = 2 if options.uncertainty else 1  # rows of the pending buffer per source
     for group in chunks.batches(starts, options.chunk_batch):
         group_starts = [s for _, s in group]
@@ -395,18 +443,23 @@ def refine_stream(
             if est.shape[2] > 1:
                 est, previous = _order_sources(est, group_starts, size, previous)
         est = scaling.rescale(est, segments, options.rescale)
-        seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
-        refined, spread = _sample_windows(
-            segments / scale,
-            est / scale.unsqueeze(-1),
-            prior,
-            options,
-            seeds,
-            run_device,
-            on_step=lambda _, n=len(group): bar.update(n),
-        )
-        refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
-        if options.postprocess:  # K = 1: the predictor on the refined window, at the input's scale
+        if prior is None or options.strength == 0:  # the estimates themselves (stage one / no prior)
+            refined = est
+            spread = torch.zeros_like(est) if options.uncertainty and prior is not None else None
+            bar.update(len(group) * options.steps)
+        else:
+            seeds = [[_member_seed(options.seed, j, len(starts), m) for j, _ in group] for m in range(options.ensemble)]
+            refined, spread = _sample_windows(
+                segments / scale,
+                est / scale.unsqueeze(-1),
+                prior,
+                options,
+                seeds,
+                run_device,
+                on_step=lambda _, n=len(group): bar.update(n),
+            )
+            refined = refined.to(scale.device) * scale.unsqueeze(-1)  # [G, B, K, W]
+        if options.postprocess and prior is not None:  # K = 1: the predictor on the refined window
             refined = _predict(predictor, refined[:, :, 0])
         if spread is not None:  # cross-faded like the audio: stacked after the sources
             refined = torch.cat([refined, spread.to(scale.device)], dim=2)
@@ -520,6 +573,7 @@ def _sample_windows(
             steps=options.steps,
             kappa=options.kappa,
             method=resolve_method(options.method, options.kappa),
+            strength=options.strength,
             noise_sampler=noise,
             callback=on_step,
             c=prior.config.c,
@@ -604,13 +658,94 @@ def match_length(estimates: torch.Tensor, length: int) -> torch.Tensor:
     return estimates
 
 
-def check_rate(sample_rate: int | None, prior: ScorePrior) -> None:
-    """A ``sample_rate`` other than the prior's is an error that says how to resample."""
-    if sample_rate is not None and int(sample_rate) != prior.config.sample_rate:
-        raise SampleRateError(
-            f"The mixture is at {sample_rate} Hz but the prior works at {prior.config.sample_rate} Hz; resample it first "
-            f"(e.g. torchaudio.functional.resample(x, {sample_rate}, {prior.config.sample_rate})) or use the CLI, which resamples."
-        )
+def mixture_rate(sample_rate: int | None, prior: ScorePrior) -> int:
+    """The mixture's rate in Hz: ``sample_rate``, or the prior's when ``None``.
+
+    Raises:
+        SampleRateError: ``sample_rate`` is not a positive whole number of Hz.
+    """
+    return prior.config.sample_rate if sample_rate is None else bands.check_rate(sample_rate)
+
+
+def refine_across_rates(
+    wav: torch.Tensor,
+    rate: int,
+    prior: ScorePrior,
+    options: RefineOptions,
+    *,
+    predictor: Predictor | None = None,
+    estimates: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Refine a mixture at any ``rate`` with a predictor at any rate (:mod:`sips.bands`).
+
+    The predictor runs on the mixture resampled to its own rate (window by window, cross-faded,
+    rescaled: :func:`refine_stream` without a prior); its estimate and the mixture go to the
+    prior's rate, where the prior refines; the result comes back to ``rate``, where above the
+    prior's rate :func:`sips.bands.join` adds the band the prior does not model from the estimate.
+    With ``options.postprocess`` the predictor runs once more on the output, at its own rate.
+
+    Args:
+        wav: ``[B, T]`` float32 mixture at ``rate`` Hz.
+        predictor: runs at its ``sample_rate``; or
+        estimates: ``[B, K, T]`` computed elsewhere, at ``rate``.
+
+    Returns:
+        ``([B, K, T] at rate, the members' disagreement per sample [B, K, T16] at the prior's rate
+        or None)``.
+    """
+    low = prior.config.sample_rate
+    native = predictor.sample_rate if predictor is not None else rate
+    length = wav.shape[-1]
+    est = _first_stage(bands.resample(wav, rate, native), native, options, predictor, estimates)
+    mix_low = bands.resample(wav, rate, low)
+    est_low = bands.resample(est, native, low, length=mix_low.shape[-1])
+    collect = _Collector()
+    second = dataclasses.replace(options, rescale="none", postprocess=False)  # rescaled in stage one
+    refine_stream(
+        lambda a, b: mix_low[:, a:b],
+        mix_low.shape[-1],
+        peak_scale(mix_low),
+        collect,
+        read_estimates=lambda a, b: est_low[..., a:b],
+        prior=prior,
+        options=second,
+    )
+    refined_low = torch.cat(collect.blocks, dim=-1)
+    spread = torch.cat(collect.spread, dim=-1) if collect.spread else None
+    if rate > low:
+        out = bands.join(bands.resample(est, native, rate, length=length), refined_low, est_low, rate, low)
+    else:
+        out = bands.resample(refined_low, low, rate, length=length)
+    if options.postprocess:
+        check_postprocess(predictor, out.shape[1])
+        again = _first_stage(bands.resample(out[:, 0], rate, native), native, options, predictor, None)
+        out = bands.resample(again, native, rate, length=length)
+    return out.to(wav.device), spread
+
+
+def _first_stage(
+    mix: torch.Tensor,
+    rate: int,
+    options: RefineOptions,
+    predictor: Predictor | None,
+    estimates: torch.Tensor | None,
+) -> torch.Tensor:
+    """The rescaled, cross-faded estimates ``[B, K, T]`` of ``mix [B, T]`` at ``rate`` (no prior)."""
+    collect = _Collector()
+    read = None if estimates is None else (lambda a, b: estimates[..., a:b])
+    first = dataclasses.replace(options, uncertainty=False, postprocess=False)
+    refine_stream(
+        lambda a, b: mix[:, a:b],
+        mix.shape[-1],
+        peak_scale(mix),
+        collect,
+        predictor=predictor,
+        read_estimates=read,
+        prior=None,
+        options=first,
+        rate=rate,
+    )
+    return torch.cat(collect.blocks, dim=-1)
 
 
 def _as_tensor(data: ArrayLike, what: str) -> tuple[torch.Tensor, bool]:

@@ -44,10 +44,11 @@ def resolve_method(method: str, kappa: float) -> str:
     return method
 
 
-def check_settings(steps: int, kappa: float, method: str, *, allow_auto: bool = False) -> None:
-    """Raise :class:`OptionError` (one sentence) unless ``steps``, ``kappa`` and ``method`` can run.
+def check_settings(steps: int, kappa: float, method: str, *, allow_auto: bool = False, strength: float = 1.0) -> None:
+    """Raise :class:`OptionError` (one sentence) unless ``steps``, ``kappa``, ``method`` and
+    ``strength`` can run.
 
-    ``steps`` is an integer >= 1, ``kappa`` a finite number >= 0, ``method`` one of
+    ``steps`` is an integer >= 1, ``kappa`` and ``strength`` finite numbers >= 0, ``method`` one of
     :data:`METHODS` (or ``"auto"`` where ``allow_auto``: :func:`resolve_method` picks), and Heun
     only integrates the deterministic ODE (``kappa = 0``). Shared by :func:`sample` and
     :func:`sips.refine`, which checks before any work.
@@ -59,6 +60,13 @@ def check_settings(steps: int, kappa: float, method: str, *, allow_auto: bool = 
         raise OptionError(f"steps must be a positive integer, got {steps!r}.")
     if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not math.isfinite(kappa) or kappa < 0:
         raise OptionError(f"kappa must be a finite number >= 0, got {kappa!r}.")
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, int | float)
+        or not math.isfinite(strength)
+        or strength < 0
+    ):
+        raise OptionError(f"strength must be a finite number >= 0, got {strength!r}.")
     if method == "heun" and kappa > 0:
         raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
 
@@ -82,6 +90,7 @@ def sample(
     steps: int,
     kappa: float = 0.0,
     method: str = "euler",
+    strength: float = 1.0,
     generator: torch.Generator | None = None,
     noise_sampler: NoiseSampler | None = None,
     callback: Callable[[dict], None] | None = None,
@@ -97,6 +106,9 @@ def sample(
         steps: number of uniform time steps N (``dt = 1 / N``).
         kappa: stochasticity; 0 gives the deterministic ODE.
         method: ``"euler"`` or ``"heun"`` (ODE only).
+        strength: scales the prior's correction and the injected noise,
+            ``dx = (v + s (gamma_dot - kappa) z_hat) dt + sqrt(2 s kappa gamma) dW``: 1 is the
+            published sampler, 0 follows the drift alone (to ``y + v``).
         generator: ``torch.Generator`` for the injected noise (``kappa > 0``).
         noise_sampler: ``(i, like) -> noise`` returning step ``i``'s noise (overrides ``generator``).
         callback: called after every step with ``{"i", "t", "x", "z_hat"}``.
@@ -106,7 +118,7 @@ def sample(
     Returns:
         ``[B, ...]`` final state.
     """
-    check_settings(steps, kappa, method)
+    check_settings(steps, kappa, method, strength=strength)
     if drift.shape != y.shape:
         raise ValueError(f"drift {list(drift.shape)} and y {list(y.shape)} must have the same shape.")
     if noise_sampler is None:
@@ -119,7 +131,7 @@ def sample(
     def velocity(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if kappa == 0 and (t == 0 or t == 1):  # gamma_dot vanishes: the prior term is exactly 0
             return drift, None
-        coef = gamma_dot(t, c) - kappa
+        coef = strength * (gamma_dot(t, c) - kappa)
         z_hat = denoiser(x, t * torch.ones(batch, device=y.device))
         return drift + coef * z_hat, z_hat
 
@@ -135,7 +147,7 @@ def sample(
             x = x + d * dt
             if kappa > 0:
                 g = gamma(t * torch.ones(batch, device=y.device), c).reshape(-1, *([1] * (y.dim() - 1)))
-                x = x + torch.sqrt((2 * dt * kappa) * g) * noise_sampler(i, x)
+                x = x + torch.sqrt((2 * dt * kappa * strength) * g) * noise_sampler(i, x)
         if callback is not None:
             callback({"i": i, "t": float(t), "x": x, "z_hat": z_hat})
     return x
