@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import sips
-from sips.errors import SampleRateError
 
 from conftest import REFERENCE, noisy, speech_like
 
@@ -120,11 +119,5 @@ def test_device_round_trip(predictor):
 
 def test_works_inside_refine(predictor):
     mix = _mixtures(1, 8000)[0]
-    try:
-        out = sips.refine(predictor, mix, steps=2)
-    except SampleRateError:
-        if predictor.sample_rate == 16000:
-            raise
-        # TODO(issue 20 item 2): remove once the core runs predictors at their own rate
-        pytest.xfail("this core runs predictors at the prior's rate only")
+    out = sips.refine(predictor, mix, steps=2)  # at 16 kHz, whatever the predictor's own rate
     assert out.shape == (predictor.n_src, 8000) and torch.isfinite(out).all()
