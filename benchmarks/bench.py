@@ -1,8 +1,8 @@
 """Quality benchmark on unseen voices: each predictor alone and refined by sips, fixed seeded sets.
 
     python benchmarks/bench.py CORPUS [--voices test|valid] [--items 20] [--seconds 4]
-        [--steps N] [--method euler|heun] [--kappa K] [--ensemble K] [--rescale auto|none|gain]
-        [--predictors semamba convtasnet wiener] [--metrics si_sdr pesq estoi dnsmos] [--plots DIR] [--json F]
+        [--steps N] [--method euler|heun] [--kappa K] [--strength S] [--ensemble K] [--rescale auto|none|gain]
+        [--predictors deepfilternet gtcrn nsnet2 nsnet2:model=48k rnnoise convtasnet] [--metrics si_sdr pesq estoi dnsmos] [--plots DIR] [--json F]
 
 Speaker-disjoint: the speech comes only from voices that no shipped weights were trained on
 (``sips.corpus.TEST_VOICES``, or ``VALID_VOICES`` for tuning: whole Tux Paint voices, 2 male and 2
@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
 
 import sips
+from sips import bands, scaling
 from sips import metrics as M
-from sips import scaling
 from sips.corpus import SPLITS, TEST_VOICES, VALID_VOICES, MixtureBank
 from sips.defaults import SAMPLER as DEFAULTS
 from sips.evaluate import score_sources
@@ -61,25 +62,41 @@ def separation_set(
 
 def sampler_options(args) -> dict:
     """The refine keyword arguments chosen on the command line (library defaults otherwise)."""
-    chosen = {k: getattr(args, k) for k in ("steps", "method", "kappa", "ensemble", "rescale")}
+    chosen = {k: getattr(args, k) for k in ("steps", "method", "kappa", "strength", "ensemble", "rescale")}
     return {**DEFAULTS, **{k: v for k, v in chosen.items() if v is not None}}
 
 
+def predict(predictor, mix: torch.Tensor) -> torch.Tensor:
+    """The predictor's estimate ``[K, T]`` of a 16 kHz mixture ``[T]``, as sips forms it: the
+    mixture resampled to the predictor's own rate, the estimate back to 16 kHz (sips.bands)."""
+    rate = predictor.sample_rate
+    est = predictor(bands.resample(mix[None], 16000, rate))[0]
+    return bands.resample(est, rate, 16000, length=mix.shape[-1])
+
+
 def run_task(name, predictor, data, args) -> dict:
-    """Scores per item for mixture / predictor (rescaled as sips rescales) / predictor + sips."""
+    """Scores per item for mixture / predictor (rescaled as sips rescales) / predictor + sips,
+    and the seconds spent in the predictor and in the refinement."""
     columns = {"mixture": [], name: [], f"{name} + sips": []}
     first = None
     options = sampler_options(args)
+    seconds = {"audio": 0.0, "predictor": 0.0, "refine": 0.0}
     for mix, ref in data:
-        est = scaling.rescale(predictor(mix[None])[0], mix, options["rescale"])
+        start = time.perf_counter()
+        est = scaling.rescale(predict(predictor, mix), mix, options["rescale"])
+        middle = time.perf_counter()
         refined = sips.refine_estimates(est, mix, seed=0, **options)
+        seconds["predictor"] += middle - start
+        seconds["refine"] += time.perf_counter() - middle
+        seconds["audio"] += mix.shape[-1] / 16000
         columns["mixture"].append(score_sources(mix.expand_as(ref), ref, args.metrics))
         columns[name].append(score_sources(est, ref, args.metrics))
         columns[f"{name} + sips"].append(score_sources(refined, ref, args.metrics))
         if first is None:
             k = int(M.pit_si_sdr(est, ref)[1][0])  # the estimate that goes with the first reference
             first = {"mixture": mix, name: est[k], f"{name} + sips": refined[k], "reference": ref[0]}
-    return {"columns": columns, "example": first}
+    rtf = {"predictor RTF": seconds["predictor"] / seconds["audio"], "refine RTF": seconds["refine"] / seconds["audio"]}
+    return {"columns": columns, "example": first, "rtf": rtf}
 
 
 def table(name: str, result: dict) -> str:
@@ -103,9 +120,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the library's)")
     p.add_argument("--method", default=None, choices=("auto", "euler", "heun"))
     p.add_argument("--kappa", type=float, default=None)
+    p.add_argument("--strength", type=float, default=None, help="the prior's strength (default: the library's)")
     p.add_argument("--ensemble", type=int, default=None)
     p.add_argument("--rescale", default=None, choices=scaling.MODES)
-    p.add_argument("--predictors", nargs="+", default=["semamba", "convtasnet"])
+    p.add_argument("--predictors", nargs="+", default=["deepfilternet", "gtcrn", "nsnet2", "rnnoise", "convtasnet"])
     p.add_argument("--metrics", nargs="+", default=["si_sdr", "pesq", "estoi", "dnsmos"])
     p.add_argument("--plots", default=None, help="write a spectrogram PNG of the first item per predictor here")
     p.add_argument("--json", default=None, help="write all per-item scores here")
@@ -117,18 +135,21 @@ def main() -> None:
     sets = {}
     results = {}
     for name in args.predictors:
-        predictor = sips.load_predictor(name)
+        label, _, extra = name.partition(":")  # e.g. nsnet2:model=48k
+        kwargs = dict(kv.split("=", 1) for kv in extra.split(",") if kv)
+        predictor = sips.load_predictor(label, **kwargs)
         task = "enhancement" if predictor.n_src == 1 else "separation"
         if task not in sets:
             make = enhancement_set if task == "enhancement" else separation_set
             sets[task] = make(args.corpus, args.items, length, args.voices)
         result = run_task(name, predictor, sets[task], args)
-        results[name] = result["columns"]
+        results[name] = {**result["columns"], **result["rtf"]}
         settings = ", ".join(f"{k} {v}" for k, v in sampler_options(args).items())
         print(
             f"\n{task}: {name}, {args.items} items of {args.seconds:g} s on the {args.voices} voices; sips: {settings}"
         )
         print(table(name, result))
+        print(", ".join(f"{k} {v:.3f}" for k, v in result["rtf"].items()), f"({torch.get_num_threads()} threads)")
         if args.plots:
             from sips.plot import spectrograms
 

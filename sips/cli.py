@@ -244,8 +244,9 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--predictor",
-        default="wiener",
-        help="adapter name (`sips predictors` lists the installed ones); default wiener",
+        default=None,
+        help="adapter name (`sips predictors` lists the installed ones); default the best installed enhancer "
+        "(deepfilternet with `make demo`, else wiener; `sips predictors` marks it)",
     )
     src.add_argument(
         "--estimates",
@@ -431,7 +432,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     from . import spectral
     from ._atomic import remove_stale
     from .files import refine_estimate_files, refine_file
-    from .predictors import load_predictor
+    from .predictors import default_predictor_name, load_predictor
     from .prior import load_prior
     from .refine import RefineOptions, check_options
 
@@ -476,7 +477,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     prior = load_prior(args.prior, device=device)
     options = {"checkpoint": args.checkpoint, "config": args.predictor_config, "n_src": args.n_src, "device": device}
     options = {k: v for k, v in options.items() if v is not None}
-    predictor = None if args.estimates else load_predictor(args.predictor, **options)
+    predictor = None if args.estimates else load_predictor(args.predictor or default_predictor_name(), **options)
     if args.postprocess:
         from .refine import check_postprocess
 
@@ -668,13 +669,15 @@ def _add_predictors(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predictors(args: argparse.Namespace) -> int:
-    from .predictors import BUILTIN_ADAPTERS, adapter_distributions
+    from .predictors import BUILTIN_ADAPTERS, adapter_distributions, default_predictor_name
 
     found = adapter_distributions()
+    default = default_predictor_name()
     width = max(map(len, [*found, "name"]))
     print(f"{'name':<{width}}  distribution")
     for name, dist in found.items():
-        print(f"{name:<{width}}  {dist or 'registered in code'}")
+        mark = "  (default of sips refine)" if name == default else ""
+        print(f"{name:<{width}}  {dist or 'registered in code'}{mark}")
     missing = sorted({d for n, d in BUILTIN_ADAPTERS.items() if n not in found})
     if missing:
         print(f"built-in adapters not installed: pip install {' '.join(missing)}", file=sys.stderr)

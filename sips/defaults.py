@@ -24,3 +24,8 @@ SAMPLER = {
     "ensemble": ENSEMBLE,
     "rescale": RESCALE,
 }
+
+#: Enhancers ranked by measurement on the held-out test voices (README, "Predictors": DNSMOS OVRL,
+#: PESQ-WB and ESTOI alone and refined); ``sips refine`` without ``--predictor`` uses the first
+#: one installed. ``wiener`` ships with the core, so the list always ends with an installed one.
+PREDICTORS = ("deepfilternet", "gtcrn", "nsnet2", "rnnoise", "wiener")

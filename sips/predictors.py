@@ -98,6 +98,15 @@ def adapter_distributions() -> dict[str, str | None]:
     return dict(sorted(found.items()))
 
 
+def default_predictor_name() -> str:
+    """The predictor ``sips refine`` uses without ``--predictor``: the first of
+    :data:`sips.defaults.PREDICTORS` (ranked by measurement) that is installed."""
+    from .defaults import PREDICTORS
+
+    installed = set(available_adapters())
+    return next((name for name in PREDICTORS if name in installed), PREDICTORS[-1])
+
+
 def get_adapter(name: str) -> AdapterFactory:
     """The factory registered under ``name`` (loading its entry point if needed)."""
     key = _key(name)

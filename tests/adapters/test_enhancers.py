@@ -361,3 +361,43 @@ def test_factory_arguments(tmp_path):
     assert sips.load_predictor("nsnet2", config=str(path), model="16k").sample_rate == 16000
     with pytest.raises(AdapterError, match="expects a mixture"):
         _predictor("nsnet2-16k")(torch.zeros(4))
+
+
+# --- inside the pipeline: rates and the full band (issue 20, items 2-3) -------------------------
+
+
+def _wideband(seconds: float, rate: int) -> np.ndarray:
+    """Harmonics of a gliding 150 Hz voice up to 20 kHz under a 4 Hz envelope, plus white noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * np.cumsum(150 + 30 * np.sin(2 * np.pi * 0.7 * t)) / rate
+    voice = sum(np.sin(k * phase) / k**0.5 for k in range(1, 120) if k * 180 < 20000)
+    voice = 0.3 * voice * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2 / np.abs(voice).max()
+    return (voice + 0.01 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+
+
+def _band_db(x: np.ndarray, rate: int, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(10 * np.log10(spec[(freqs >= lo) & (freqs < hi)].sum() + 1e-30))
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_cli_keeps_deepfilternet_upper_band(tmp_path, small_prior, rate):
+    """`sips refine --predictor deepfilternet` on a 44.1 / 48 kHz file: with the prior off
+    (--strength 0) the file is the predictor's full-band estimate, and refined, its 8-11 kHz
+    energy stays the predictor's (the prior changes 0-7.8 kHz only)."""
+    import soundfile as sf
+
+    _needs("deepfilternet")
+    small_prior.save_pretrained(tmp_path / "prior")
+    path = write_wav(tmp_path / "in.wav", _wideband(1.0, rate), rate=rate, subtype="FLOAT")
+    base = ["refine", str(path), "--predictor", "deepfilternet", "--prior", str(tmp_path / "prior"), "-q"]
+    assert main([*base, "-o", str(tmp_path / "off"), "--strength", "0"]) == 0
+    assert main([*base, "-o", str(tmp_path / "on"), "--steps", "2"]) == 0
+    off, got_rate = sf.read(tmp_path / "off" / "in.wav", dtype="float32")
+    on, _ = sf.read(tmp_path / "on" / "in.wav", dtype="float32")
+    mixture = sips.bands.resample_array(sf.read(path, dtype="float32")[0], rate, 48000)
+    estimate = sips.bands.resample_array(_predictor("deepfilternet")(mixture[None])[0, 0].numpy(), 48000, rate)
+    assert got_rate == rate and off.shape == on.shape == (int(rate),)
+    np.testing.assert_allclose(off, estimate[: len(off)], atol=1e-5)
+    assert abs(_band_db(on, rate, 8000, 11000) - _band_db(off, rate, 8000, 11000)) < 0.5
