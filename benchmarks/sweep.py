@@ -1,7 +1,7 @@
 """Choosing the sampler defaults: quality against network calls on the validation voices.
 
     python benchmarks/sweep.py CORPUS [--items 16] [--seconds 4] [--configs euler:8 heun:4 euler:5:0.3:2 ...]
-        [--predictors semamba convtasnet] [--rescale none gain] [--plots DIR] [--json F] [--threads N]
+        [--predictors deepfilternet gtcrn convtasnet] [--rescale none gain] [--plots DIR] [--json F] [--threads N]
 
 A config is ``method:steps[:kappa[:ensemble]]``. Every config refines the same items: the
 held-out *validation* voices (``sips.corpus.VALID_VOICES``, never the test voices), enhancement
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import enhancement_set, separation_set  # noqa: E402
+from bench import enhancement_set, predict, separation_set  # noqa: E402
 
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=16)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
-    p.add_argument("--predictors", nargs="+", default=["semamba", "convtasnet"])
+    p.add_argument("--predictors", nargs="+", default=["deepfilternet", "gtcrn", "convtasnet"])
     p.add_argument("--rescale", nargs="+", default=["none", "gain"], choices=("none", "gain"))
     p.add_argument("--metrics", nargs="+", default=["si_sdr", "pesq", "estoi", "dnsmos"])
     p.add_argument("--prior", default=None, help="prior to sweep (default: the embedded one)")
@@ -77,7 +77,7 @@ def main() -> None:
         predictor = sips.load_predictor(name)
         make = enhancement_set if predictor.n_src == 1 else separation_set
         data = make(args.corpus, args.items, length, "valid")
-        raw = [predictor(mix[None])[0] for mix, _ in data]
+        raw = [predict(predictor, mix) for mix, _ in data]  # at the predictor's own rate, as sips runs it
         modes = args.rescale if predictor.n_src == 1 else ["gain"]
         for mode in modes:
             estimates = [scaling.rescale(est, mix, mode) for est, (mix, _) in zip(raw, data, strict=True)]
