@@ -3,7 +3,7 @@
     python benchmarks/sweep.py CORPUS [--items 16] [--seconds 4] [--configs euler:8 heun:4 euler:5:0.3:2 ...]
         [--predictors deepfilternet gtcrn convtasnet] [--rescale none gain] [--plots DIR] [--json F] [--threads N]
 
-A config is ``method:steps[:kappa[:ensemble]]``. Every config refines the same items: the
+A config is ``method:steps[:kappa[:ensemble[:strength]]]``. Every config refines the same items: the
 held-out *validation* voices (``sips.corpus.VALID_VOICES``, never the test voices), enhancement
 with test noise at -5..15 dB for an enhancer, two-voice mixtures for a separator (as in
 bench.py). For each config and rescaling mode the script prints the mean of each metric and the
@@ -51,7 +51,8 @@ def parse(config: str) -> dict:
     method, steps = parts[0], int(parts[1])
     kappa = float(parts[2]) if len(parts) > 2 else 0.0
     ensemble = int(parts[3]) if len(parts) > 3 else 1
-    return {"method": method, "steps": steps, "kappa": kappa, "ensemble": ensemble}
+    strength = float(parts[4]) if len(parts) > 4 else 1.0
+    return {"method": method, "steps": steps, "kappa": kappa, "ensemble": ensemble, "strength": strength}
 
 
 def main() -> None:
@@ -114,7 +115,7 @@ def main() -> None:
                     if config == "predictor":
                         continue
                     o = parse(config)
-                    label = f"{o['method']}, κ={o['kappa']:g}, K={o['ensemble']}"
+                    label = f"{o['method']}, κ={o['kappa']:g}, K={o['ensemble']}, strength {o['strength']:g}"
                     curves.setdefault(label, []).append(
                         (row["calls"], M.mean_ci([s[metric] for s in row["scores"]])[0])
                     )

@@ -401,3 +401,13 @@ def test_cli_keeps_deepfilternet_upper_band(tmp_path, small_prior, rate):
     assert got_rate == rate and off.shape == on.shape == (int(rate),)
     np.testing.assert_allclose(off, estimate[: len(off)], atol=1e-5)
     assert abs(_band_db(on, rate, 8000, 11000) - _band_db(off, rate, 8000, 11000)) < 0.5
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("case", list(CASES))
+def test_refine_at_every_rate(case, rate, small_prior):
+    """Each enhancer inside sips.refine at every common rate: the input's length, finite samples."""
+    predictor = _predictor(case)
+    mixture = torch.from_numpy(_wideband(0.3, rate))
+    out = sips.refine(predictor, mixture, sample_rate=rate, prior=small_prior, steps=1)
+    assert out.shape == (1, mixture.shape[-1]) and torch.isfinite(out).all()
