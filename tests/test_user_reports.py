@@ -1,0 +1,146 @@
+"""Kinds of faults users reported against other speech tools, each tried on sips (issue 22).
+
+One test (or a few) per kind, on synthetic signals: the output folder inside the input folder,
+clipping on output, predictors that touch their input, concurrent runs, unwritable places,
+Hub cache errors, array layouts in the Python API and ``python -m sips``.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import sips
+from sips.cli import main
+
+from conftest import ROOT, noisy, speech_like, write_wav
+
+RATE = 16000
+
+
+def _mixture(seconds: float = 0.5) -> torch.Tensor:
+    return noisy(speech_like(seconds), 10.0)
+
+
+# --- 3. predictors get a copy, run without autograd, and return n_src sources ---------------------
+
+
+class _InPlace:
+    """Normalises its input in place, as some adapters do."""
+
+    sample_rate, n_src = RATE, 1
+
+    def __call__(self, m):
+        m.div_(m.abs().amax(-1, keepdim=True))
+        return 0.5 * m[:, None]
+
+
+class _OnACopy(_InPlace):
+    def __call__(self, m):
+        return super().__call__(m.clone())
+
+
+class _RequiresGrad:
+    """Returns an estimate that still requires grad (built outside inference mode)."""
+
+    sample_rate, n_src = RATE, 1
+
+    def __init__(self):
+        self.weight = torch.ones(1, requires_grad=True)
+
+    def __call__(self, m):
+        with torch.inference_mode(False):
+            return (m.clone() * self.weight)[:, None]
+
+
+class _WrongCount:
+    """Declares one source, returns two."""
+
+    sample_rate, n_src = RATE, 1
+
+    def __call__(self, m):
+        return torch.stack([m, -m], dim=1)
+
+
+def test_a_predictor_working_in_place_does_not_change_the_mixture(zero_prior):
+    mixture = _mixture()
+    kept = mixture.clone()
+    in_place = sips.refine(_InPlace(), mixture, prior=zero_prior, rescale="gain", steps=2)
+    on_copy = sips.refine(_OnACopy(), mixture, prior=zero_prior, rescale="gain", steps=2)
+    assert torch.equal(mixture, kept)
+    assert torch.allclose(in_place, on_copy)
+
+
+def test_predictors_run_in_inference_mode():
+    seen = []
+
+    class Recording:  # a Predictor of its own, not wrapped by sips.as_predictor
+        sample_rate, n_src = RATE, 1
+
+        def __call__(self, m):
+            seen.append(torch.is_inference_mode_enabled())
+            return m[:, None]
+
+    sips.refine(Recording(), _mixture(), steps=1)
+    assert seen and all(seen)
+
+
+def test_an_estimate_requiring_grad_is_refined_and_postprocessed(tmp_path, zero_prior):
+    path = write_wav(tmp_path / "in.wav", _mixture().numpy())
+    out = sips.refine(_RequiresGrad(), _mixture(), prior=zero_prior, steps=1, postprocess=True)
+    assert not out.requires_grad
+    written = sips.files.refine_file(_RequiresGrad(), path, tmp_path / "out.wav", prior=zero_prior, postprocess=True)
+    assert [p.name for p in written] == ["out.wav"]
+
+
+def test_a_predictor_returning_another_number_of_sources_is_one_sentence(tmp_path, capsys):
+    with pytest.raises(sips.AdapterError, match=r"declares n_src=1 but returned 2 source"):
+        sips.refine(_WrongCount(), _mixture(), steps=1)
+    sips.register_adapter("test-wrong-count")(lambda **_: _WrongCount())
+    write_wav(tmp_path / "IN" / "x.wav", _mixture().numpy())
+    code = main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--predictor", "test-wrong-count"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "n_src=1" in lines[0], lines
+    assert not [p for p in (tmp_path / "OUT").rglob("*") if p.is_file()]
+
+
+# --- 7. array layouts of the Python API ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_soundfile_layout_is_named_in_one_sentence(channels):
+    stereo = np.stack([_mixture().numpy()] * channels, axis=-1)  # what soundfile.read returns: [T, channels]
+    with pytest.raises(sips.AudioError, match=r"looks like \[T, channels\].*x\.T"):
+        sips.refine(sips.load_predictor("wiener"), stereo)
+    with pytest.raises(sips.AudioError, match=r"looks like \[T, channels\]"):
+        sips.quality(torch.from_numpy(stereo))
+    with pytest.raises(sips.AudioError, match=r"estimates .* looks like \[T, channels\]"):
+        sips.refine_estimates(stereo, stereo[:, 0])
+
+
+def test_channels_first_arrays_still_work(zero_prior):
+    stereo = np.stack([_mixture().numpy()] * 2)  # [channels, T]
+    out = sips.refine(lambda m: m, stereo, prior=zero_prior, steps=1)
+    assert out.shape == (2, 1, stereo.shape[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_unsigned_integer_arrays_are_refused(dtype):
+    offset = ((_mixture().numpy() * 100) + 128).astype(dtype)
+    with pytest.raises(sips.AudioError, match=f"unsigned integer dtype {np.dtype(dtype).name}"):
+        sips.refine(sips.load_predictor("wiener"), offset)
+
+
+# --- 8. python -m sips ------------------------------------------------------------------------------
+
+
+def test_python_dash_m_sips_runs_the_cli():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    version = subprocess.run([sys.executable, "-m", "sips", "--version"], capture_output=True, text=True, env=env)
+    assert version.returncode == 0 and version.stdout.strip() == f"sips {sips.__version__}", version.stderr
+    bad = subprocess.run([sys.executable, "-m", "sips", "refine"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("sips: error:")
