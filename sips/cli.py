@@ -11,8 +11,10 @@ terminal (``--quiet`` turns it off).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -337,15 +339,16 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_refine)
 
 
-def _find_audio(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
-    """(root, audio file) for every file named or found in a folder; says once what was skipped."""
+def _find_audio(inputs: Sequence[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(root, audio file) for every file named or found in a folder (not under ``exclude``, the
+    output folder); says once what was skipped."""
     from .audio import display, scan, skipped_note
     from .errors import AudioError
 
     found, skipped = [], []
     for item in inputs:
         root = Path(item)
-        files, passed = scan(root)
+        files, passed = scan(root, exclude)
         if not files:
             note = skipped_note(passed)
             raise AudioError(f"No audio files found in {display(root)}" + (f" ({note})." if note else "."))
@@ -366,7 +369,7 @@ def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pa
         if Path(item).is_dir() and Path(item).resolve() == out_resolved:
             raise OutputError(f"The output folder {display(out_dir)} is also an input; choose another -o.")
     pairs: dict[Path, Path] = {}
-    for root, f in _find_audio(inputs):
+    for root, f in _find_audio(inputs, out_dir):
         rel = Path(f.name) if root.is_file() else f.relative_to(root)
         if rel in pairs and pairs[rel] != f:
             raise SipsError(
@@ -740,6 +743,25 @@ def _run_push(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show every :class:`~sips.errors.SipsWarning` (each time) as one ``sips: warning:`` line."""
+    from .errors import SipsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SipsWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, SipsWarning):
+                _say(f"sips: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -765,7 +787,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version (0) or a bad option (2, one line already printed)
         return stop.code
     try:
-        return args.func(args)
+        with _warnings_as_lines():
+            return args.func(args)
     except SipsError as err:
         _say(f"sips: error: {err}", file=sys.stderr)
         return 2

@@ -50,3 +50,11 @@ class MissingDependencyError(SipsError):
 
 class TrainingError(SipsError):
     """Training cannot start or resume (no data, incompatible checkpoint, ...)."""
+
+
+class SipsWarning(UserWarning):
+    """Base class of the warnings sips gives (the CLI prints each as one ``sips: warning:`` line)."""
+
+
+class ClippingWarning(SipsWarning):
+    """An output would have exceeded full scale, so the whole file was scaled down instead of clipped."""

@@ -6,7 +6,9 @@ to the prior's rate with soxr (VHQ) into a temporary float file, refined window 
 (:func:`sips.refine.refine_stream`), and resampled back to the file's rate into the output. The
 output keeps the input's rate, channel count, exact length in frames (resampling there and back
 can gain or lose a few samples: the tail is cropped or zero-padded) and, where the format
-allows, its subtype (PCM 16/24/32, float, Vorbis, Opus, ...). All outputs of one input (one per source) appear together at the
+allows, its subtype (PCM 16/24/32, float, Vorbis, Opus, ...). A refined signal that exceeds full
+scale is never clipped silently: in any subtype but float the whole output file is scaled down to a
+peak of :data:`sips.audio.LIMIT_PEAK`, with a one-line :class:`~sips.errors.ClippingWarning`. All outputs of one input (one per source) appear together at the
 end: each is written to a temporary file beside its target and renamed only when all are
 complete (:func:`sips._atomic.atomic_paths`), so an interruption leaves no partial output. Peak memory depends on the window, not on
 the file's length.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -152,39 +154,52 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
     out_path = paths[0]
     fmt = audio.format_for(out_path)
     subtype = audio.subtype_for(out_path, converted.subtype)
-    clip = (subtype or "").startswith("PCM") or fmt in ("OGG",)
     with atomic_paths(paths) as temps:
-        for source, tmp in zip(sources, temps, strict=True):
+        for source, path, tmp in zip(sources, paths, temps, strict=True):
+            gain = _limiting_gain(source, path, rate, converted) if audio.clips(fmt, subtype) else None
             with (
                 audio.open_sound(source) as src,
                 audio.open_sound(
                     tmp, "w", samplerate=converted.file_rate, channels=src.channels, subtype=subtype, format=fmt
                 ) as dst,
             ):
-                remaining = converted.file_frames  # the input's length, whatever resampling gave
-                stream = None
-                if rate != converted.file_rate:
-                    import soxr
-
-                    stream = soxr.ResampleStream(
-                        rate, converted.file_rate, src.channels, dtype="float32", quality="VHQ"
-                    )
-                while True:
-                    block = src.read(BLOCK, dtype="float32", always_2d=True)
-                    last = len(block) < BLOCK
-                    if stream is not None:
-                        block = stream.resample_chunk(block, last=last)
-                    block = block[:remaining]
-                    if clip:
-                        block = np.clip(block, -1.0, 1.0)
-                    if len(block):
-                        dst.write(block)
-                        remaining -= len(block)
-                    if last:
-                        break
-                if remaining:
-                    dst.write(np.zeros((remaining, src.channels), dtype=np.float32))
+                for block in _resampled_back(src, rate, converted):
+                    dst.write(block if gain is None else np.clip(block * gain, -1.0, 1.0))
     return paths
+
+
+def _limiting_gain(source: Path, path: Path, rate: int, converted: _Converted) -> float:
+    """The gain that keeps the output ``path`` of ``source`` within full scale (a first pass over
+    what will be written; see :class:`sips.audio.Overload`)."""
+    overload = audio.Overload()
+    with audio.open_sound(source) as src:
+        for block in _resampled_back(src, rate, converted):
+            overload.add(block)
+    return overload.gain(path)
+
+
+def _resampled_back(src: sf.SoundFile, rate: int, converted: _Converted) -> Iterator[np.ndarray]:
+    """Blocks ``[n, C]`` of ``src`` (at ``rate``) resampled to the input's rate, exactly the input's
+    length in frames (the tail cropped or zero-padded)."""
+    remaining = converted.file_frames  # the input's length, whatever resampling gave
+    stream = None
+    if rate != converted.file_rate:
+        import soxr
+
+        stream = soxr.ResampleStream(rate, converted.file_rate, src.channels, dtype="float32", quality="VHQ")
+    while True:
+        block = src.read(BLOCK, dtype="float32", always_2d=True)
+        last = len(block) < BLOCK
+        if stream is not None:
+            block = stream.resample_chunk(block, last=last)
+        block = block[:remaining]
+        if len(block):
+            yield block
+            remaining -= len(block)
+        if last:
+            break
+    if remaining:
+        yield np.zeros((remaining, src.channels), dtype=np.float32)
 
 
 def _refine_converted(
@@ -247,8 +262,9 @@ def refine_file(
     """Refine one file with ``predictor``; returns the written paths (one per source).
 
     ``channels="each"`` refines every channel separately, ``"mix"`` a mono downmix. The output
-    keeps the input's sample rate, channel count and subtype where its format allows. Clipped PCM
-    input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
+    keeps the input's sample rate, channel count and subtype where its format allows; a result
+    beyond full scale is scaled down as a whole, with a :class:`~sips.errors.ClippingWarning`,
+    never clipped. Clipped PCM input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
     (:func:`output_paths`). Other keywords are those of :func:`sips.refine` (``steps``, ``kappa``,
     ``seed``, ``chunk_seconds``, ``postprocess``, ...).
     """

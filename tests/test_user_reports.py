@@ -144,3 +144,105 @@ def test_python_dash_m_sips_runs_the_cli():
     assert version.returncode == 0 and version.stdout.strip() == f"sips {sips.__version__}", version.stderr
     bad = subprocess.run([sys.executable, "-m", "sips", "refine"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("sips: error:")
+
+
+# --- 1. the output folder inside the input folder; dangling links ---------------------------------
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_an_output_folder_inside_the_input_is_never_taken_as_input(tmp_path, capsys):
+    for name in ("a", "sub/b"):
+        write_wav(tmp_path / "rec" / f"{name}.wav", _mixture().numpy())
+    args = ["refine", str(tmp_path / "rec"), "-o", str(tmp_path / "rec" / "clean"), "--steps", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0  # the documented way to resume
+    assert "skipped 2 input(s) whose outputs exist" in capsys.readouterr().err
+    assert _files(tmp_path / "rec") == ["a.wav", "clean/a.wav", "clean/sub/b.wav", "sub/b.wav"]
+    # an input inside the output folder is still an input
+    assert main(["refine", str(tmp_path / "rec" / "sub"), "-o", str(tmp_path / "rec"), "--steps", "1"]) == 0
+    assert "b.wav" in _files(tmp_path / "rec")
+
+
+@pytest.mark.parametrize("command", ["refine", "quality"])
+def test_a_dangling_link_is_named_in_the_skipped_line(command, tmp_path, capsys):
+    write_wav(tmp_path / "IN" / "a.wav", _mixture().numpy())
+    (tmp_path / "IN" / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (tmp_path / "IN" / "notes.txt").write_text("hello")
+    args = [command, str(tmp_path / "IN")] + (
+        ["-o", str(tmp_path / "OUT"), "--steps", "1"] if command == "refine" else []
+    )
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 link(s) whose target does not exist: " in err and "gone.wav" in err, err
+    assert "skipped 1 file(s) whose extension (.txt)" in err
+
+
+# --- 2. never clip silently on output --------------------------------------------------------------
+
+
+class _Loud:
+    """An enhancer whose estimate peaks above full scale."""
+
+    sample_rate, n_src = RATE, 1
+
+    def __call__(self, m):
+        return 1.8 * m[:, None]
+
+
+sips.register_adapter("test-loud")(lambda **_: _Loud())
+
+
+def _peak_near_full_scale(seconds: float = 0.5) -> np.ndarray:
+    x = _mixture(seconds).numpy()
+    return 0.9 * x / np.abs(x).max()  # loudness-limited: no sample at full scale
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype", "source"),
+    [
+        ("x.wav", "PCM_16", "predictor"),
+        ("x.flac", "PCM_24", "predictor"),
+        ("x.wav", "PCM_16", "estimates"),
+        ("x.ogg", "VORBIS", "predictor"),
+    ],
+)
+def test_outputs_beyond_full_scale_are_scaled_down_with_one_warning(name, subtype, source, tmp_path, capsys):
+    mixture = _peak_near_full_scale()
+    write_wav(tmp_path / "IN" / name, mixture, subtype=subtype)
+    args = ["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "1", "--rescale", "none"]
+    if source == "predictor":
+        args += ["--predictor", "test-loud"]
+    else:
+        write_wav(tmp_path / "EST" / name.replace(".ogg", ".wav"), 1.8 * mixture, subtype="FLOAT")
+        args += ["--estimates", str(tmp_path / "EST")]
+    assert main(args) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sips: warning:")]
+    assert len(warned) == 1 and "would exceed full scale" in warned[0] and name in warned[0], warned
+    out, _ = sf.read(tmp_path / "OUT" / name)
+    peak = np.abs(out).max()
+    assert 0.9 < peak < (1.0 if subtype != "VORBIS" else 1.05)
+    if subtype.startswith("PCM"):
+        assert np.count_nonzero(np.abs(out) >= 0.9999) == 0  # not one sample at full scale
+    assert np.corrcoef(out, mixture)[0, 1] > 0.9  # scaled, not distorted
+
+
+def test_float_outputs_keep_their_peak_and_quiet_outputs_say_nothing(tmp_path, capsys):
+    write_wav(tmp_path / "IN" / "loud.wav", _peak_near_full_scale(), subtype="FLOAT")
+    write_wav(tmp_path / "IN" / "quiet.wav", 0.3 * _peak_near_full_scale())
+    args = ["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "1", "--rescale", "none"]
+    assert main([*args, "--predictor", "test-loud"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert np.abs(sf.read(tmp_path / "OUT" / "loud.wav")[0]).max() > 1.2  # float holds it
+
+
+def test_audio_write_scales_instead_of_clipping(tmp_path):
+    loud = 1.5 * _peak_near_full_scale()
+    with pytest.warns(sips.ClippingWarning, match=r"scaled by -\d"):
+        sips.audio.write(tmp_path / "x.flac", loud, RATE)
+    out, _ = sf.read(tmp_path / "x.flac")
+    assert np.abs(out).max() == pytest.approx(sips.audio.LIMIT_PEAK, abs=1e-4)
+    assert np.allclose(out, loud * sips.audio.LIMIT_PEAK / np.abs(loud).max(), atol=1e-4)
