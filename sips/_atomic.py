@@ -4,6 +4,13 @@ A temporary is named ``.<target name>.<8 random characters>.part``: hidden, and 
 target's extension, so no tool (nor sips' own input discovery) takes it for audio. A process
 killed hard (``kill -9``, power loss) can leave one behind; the next write of the same target
 removes it (:func:`remove_stale`).
+
+Several processes may write into one folder at once (two ``sips refine`` runs on one ``-o``): the
+process that makes a temporary holds an exclusive ``flock`` on it until the rename, and only
+temporaries whose lock can be taken (their writer is gone: the kernel drops the lock of a dead
+process) are removed as stale. Where ``flock`` does not exist, a temporary is stale after
+:data:`STALE_SECONDS` without a change. A run claims an input's outputs with :func:`claim`, a
+locked temporary of a fixed name, so that another run leaves that input to it.
 """
 
 from __future__ import annotations
@@ -12,10 +19,18 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporaries are told by their age
+    fcntl = None
+
 TEMP_SUFFIX = ".part"
+STALE_SECONDS = 3600.0  # without flock: a temporary unchanged this long has lost its writer
+_CLAIM = "inflight"  # the "random" part of a claim's name (8 characters, like mkstemp's)
 _NAME_BYTES = 200  # of the target's name kept in a temporary's name (file names hold 255 bytes)
 _RANDOM = r"[a-z0-9_]{8}"  # what tempfile.mkstemp inserts
 # ".<name>.<random>.part", and ".<stem>.<random>.part.<ext>" as written by sips 0.1
@@ -40,7 +55,7 @@ def _prefix(path: Path) -> str:
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporaries left beside ``path`` by an interrupted write of ``path``."""
+    """Temporaries of ``path`` beside it: left by an interrupted write, or held by a live process."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
@@ -51,14 +66,95 @@ def stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
 
 def remove_stale(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Delete the stale temporaries of ``paths`` (see :func:`stale_temporaries`); returns them."""
+    """Delete the stale temporaries of ``paths`` (see :func:`stale_temporaries`); returns them.
+
+    A temporary that a live process holds (it is being written, or it is another run's
+    :func:`claim`) is not stale and stays."""
     removed = []
     for path in paths:
         for tmp in stale_temporaries(path):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed.append(tmp)
+            with contextlib.suppress(FileNotFoundError), _held(tmp) as mine:
+                if mine:
+                    tmp.unlink()
+                    removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[bool]:
+    """Whether this process could take ``path``'s lock (held for the block): ``False`` while another
+    process holds it. Without ``flock``, whether ``path`` is older than :data:`STALE_SECONDS`."""
+    if fcntl is None:
+        yield time.time() - path.stat().st_mtime > STALE_SECONDS
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, path: Path) -> bool:
+    """Take the exclusive lock of the file ``fd`` (waiting for a process that is removing it as
+    stale); whether ``path`` still names that file afterwards."""
+    if fcntl is None:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _locked_temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary of ``path``: created, locked by this process and still in place."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+        if _lock(fd, Path(tmp)):
+            return fd, Path(tmp)
+        os.close(fd)  # removed as stale between its creation and the lock: make another
+
+
+class Claim:
+    """An input's outputs, claimed by this process (:func:`claim`); :meth:`release` ends it."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        """Remove the claim (its lock goes with the file descriptor)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+
+
+def claim(path: str | os.PathLike) -> Claim | None:
+    """Claim the right to write ``path`` (an input's first output) for this process: a locked
+    temporary ``.<name>.inflight.part`` beside it. ``None`` while another live process holds it
+    (another run refines that input now); a claim left by a killed process is taken over.
+    The folder is created if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{_prefix(path)}{_CLAIM}{TEMP_SUFFIX}"
+    while True:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is None:
+            return Claim(fd, tmp)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                return Claim(fd, tmp)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed by its last holder meanwhile: claim the new one
 
 
 @contextlib.contextmanager
@@ -68,17 +164,19 @@ def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     The renames happen together at the end, only when the block finished. On any exception
     (Ctrl-C included) every temporary file is removed and no target is touched. Temporaries have
     no extension of their own: a writer that infers the format from the name must be told it
-    (``soundfile``'s ``format=``, matplotlib's ``format=``). Stale temporaries of the same targets
-    are removed first.
+    (``soundfile``'s ``format=``, matplotlib's ``format=``), and it must write to the file at that
+    path (not replace it), which holds this process's lock. Stale temporaries of the same targets
+    (those no live process holds) are removed first.
     """
     temps: list[Path] = []
+    locks: list[int] = []
     try:
         for path in map(Path, paths):
             path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale([path])
-            fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
-            os.close(fd)
-            temps.append(Path(tmp))
+            fd, tmp = _locked_temporary(path)
+            locks.append(fd)
+            temps.append(tmp)
         yield temps
         for tmp, path in zip(temps, paths, strict=True):
             os.chmod(tmp, default_file_mode())
@@ -88,6 +186,9 @@ def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+    finally:
+        for fd in locks:
+            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -425,7 +425,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from . import spectral
-    from ._atomic import remove_stale
+    from ._atomic import claim, remove_stale
     from .files import refine_estimate_files, refine_file
     from .predictors import load_predictor
     from .prior import load_prior
@@ -477,13 +477,18 @@ def _run_refine(args: argparse.Namespace) -> int:
 
         check_postprocess(predictor)
     failed: list[str] = []
-    skipped = 0
+    skipped = busy = 0
     bar = tqdm(pairs, desc="files", unit="file", disable=len(pairs) < 2 or not settings["progress"])
     for f, rel in bar:
+        held = None
         try:
             estimates = _estimate_files(Path(args.estimates), rel, args.layout) if predictor is None else []
             n_src = predictor.n_src if predictor is not None else len(estimates)
             expected = _safe_outputs(out_dir, rel, n_src, inputs, args.layout)
+            held = claim(expected[0])
+            if held is None:  # another run on this -o refines this input now
+                busy += 1
+                continue
             remove_stale(expected)  # temporaries of a run that was killed while writing these
             if not args.overwrite and all(p.is_file() for p in expected):
                 skipped += 1
@@ -496,10 +501,15 @@ def _run_refine(args: argparse.Namespace) -> int:
             _say(f"sips: error: {_file_error(f, err)}", file=sys.stderr)
             failed.append(str(f))
             continue
+        finally:
+            if held is not None:
+                held.release()
         for path in written:
             _say(str(path))
     if skipped:
         print(f"skipped {skipped} input(s) whose outputs exist (--overwrite redoes them)", file=sys.stderr)
+    if busy:
+        _say(f"skipped {busy} input(s) that another sips run on {out_dir} is refining now", file=sys.stderr)
     if failed:
         if len(pairs) > 1:
             print(

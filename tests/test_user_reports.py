@@ -246,3 +246,61 @@ def test_audio_write_scales_instead_of_clipping(tmp_path):
     out, _ = sf.read(tmp_path / "x.flac")
     assert np.abs(out).max() == pytest.approx(sips.audio.LIMIT_PEAK, abs=1e-4)
     assert np.allclose(out, loud * sips.audio.LIMIT_PEAK / np.abs(loud).max(), atol=1e-4)
+
+
+# --- 4. two runs on one output folder ----------------------------------------------------------------
+
+
+def test_a_temporary_another_writer_holds_is_not_stale(tmp_path):
+    from sips import _atomic
+
+    target = tmp_path / "x.wav"
+    dead = tmp_path / ".x.wav.abcd1234.part"  # left by a killed process: nobody holds it
+    dead.write_bytes(b"half")
+    with _atomic.atomic_path(target) as tmp:
+        assert not dead.exists()  # removed as stale before the write
+        open(tmp, "wb").write(b"data")
+        assert _atomic.remove_stale([target]) == []  # what a second run does meanwhile
+        assert os.path.exists(tmp)
+    assert target.read_bytes() == b"data" and _files(tmp_path) == ["x.wav"]
+
+
+def test_a_claim_is_exclusive_and_a_dead_claim_is_taken_over(tmp_path):
+    from sips import _atomic
+
+    target = tmp_path / "out" / "x.wav"
+    first = _atomic.claim(target)
+    assert first is not None and _atomic.claim(target) is None
+    assert _atomic.remove_stale([target]) == []  # a live claim is not stale
+    first.release()
+    assert _files(tmp_path) == []
+    (tmp_path / "out" / ".x.wav.inflight.part").write_bytes(b"")  # a claim whose run was killed
+    again = _atomic.claim(target)
+    assert again is not None
+    again.release()
+
+
+def test_an_input_another_run_is_refining_is_left_to_it(tmp_path, capsys):
+    from sips import _atomic
+
+    for name in ("a", "b"):
+        write_wav(tmp_path / "IN" / f"{name}.wav", _mixture().numpy())
+    args = ["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "1"]
+    other = _atomic.claim(tmp_path / "OUT" / "a.wav")  # the other run, refining a.wav now
+    assert main(args) == 0
+    assert "skipped 1 input(s) that another sips run" in capsys.readouterr().err
+    assert _files(tmp_path / "OUT") == [".a.wav.inflight.part", "b.wav"]
+    other.release()
+    assert main(args) == 0 and _files(tmp_path / "OUT") == ["a.wav", "b.wav"]
+    assert "skipped 1 input(s) whose outputs exist" in capsys.readouterr().err
+
+
+def test_two_runs_started_together_both_succeed(tmp_path):
+    for k in range(6):
+        write_wav(tmp_path / "IN" / f"x{k}.wav", noisy(speech_like(0.3, seed=k), 10.0).numpy())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "sips", "refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT")]
+    runs = [subprocess.Popen([*command, "--steps", "1"], stderr=subprocess.PIPE, text=True, env=env) for _ in "ab"]
+    errors = [run.communicate()[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert _files(tmp_path / "OUT") == [f"x{k}.wav" for k in range(6)]
