@@ -16,12 +16,15 @@ locked temporary of a fixed name, so that another run leaves that input to it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+from .errors import OutputError
 
 try:
     import fcntl
@@ -199,6 +202,71 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     with atomic_paths([path]) as temps:
         yield str(temps[0])
+
+
+MIN_FREE_BYTES = 1 << 20  # a failed write where less is free is put down to a full disk
+PROBE_BYTES = 1 << 16  # written (and removed) to prove a folder takes files
+
+
+def failure_cause(err: BaseException, folder: str | os.PathLike | None = None) -> str:
+    """Why writing in ``folder`` failed, in words (``No space left on device``, ``Read-only file
+    system``, ``Permission denied``, ...): the error's own errno, else (libsndfile's "System
+    error", a short write) the state of ``folder``'s file system, else the error's text."""
+    code = getattr(err, "errno", None)
+    if code:
+        return os.strerror(code)
+    if folder is not None:
+        try:
+            fs = os.statvfs(folder)
+        except OSError:
+            fs = None
+        if fs is not None and fs.f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+        if fs is not None and fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
+            return os.strerror(errno.ENOSPC)
+    text = getattr(err, "error_string", None) or str(err) or type(err).__name__
+    return " ".join(text.split()).rstrip(".")
+
+
+def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Create ``folder`` if needed and prove that files can be written in it (a probe temporary of
+    :data:`PROBE_BYTES`, removed at once), so that a run fails before its work, not after.
+
+    Raises:
+        OutputError: one sentence naming ``what``, the folder and the cause (a file in its place,
+            no permission, a read-only file system, no space left).
+    """
+    from .audio import display
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"Cannot use {display(folder)} as {what}: it is a file, not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".sips-probe.", suffix=TEMP_SUFFIX, dir=folder)
+        try:
+            data = memoryview(bytes(PROBE_BYTES))
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        where = folder if folder.is_dir() else None
+        raise OutputError(f"Cannot write in {what} {display(folder)}: {failure_cause(err, where)}.") from None
+    return folder
+
+
+def check_file_target(path: str | os.PathLike, what: str) -> Path:
+    """:func:`check_folder` on the folder of the file ``path`` (``what``, e.g. ``"--csv"``), which
+    must not be a folder itself."""
+    from .audio import display
+
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"Cannot write {what} to {display(path)}: it is a folder, not a file.")
+    check_folder(path.parent, f"the folder of {what}")
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -229,6 +229,9 @@ def _run_train(args: argparse.Namespace) -> int:
         snapshot_minutes=args.snapshot_minutes,
         snapshot_dtype=args.snapshot_dtype,
     )
+    _check_places(
+        [(args.out, "the run folder (-o)"), (args.export, "the --export folder")], [(args.snapshot, "--snapshot")]
+    )
     summary = train(cfg, prior_cfg)
     if args.export:
         import os
@@ -420,6 +423,32 @@ def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path], layou
     return paths
 
 
+def _output_folder(out: str) -> Path:
+    """``-o`` of ``refine``: always a folder, so a new one named like an audio file is refused."""
+    from .audio import display, extensions
+
+    out_dir = Path(out)
+    if not out_dir.is_dir() and out_dir.suffix.lower().lstrip(".") in extensions():
+        raise OptionError(
+            f"-o names the output folder (outputs keep the inputs' names), but {display(out_dir)} has an audio "
+            f"file extension; give a folder, e.g. -o {display(out_dir.with_suffix(''))}."
+        )
+    return out_dir
+
+
+def _check_places(folders: Sequence[tuple[str | None, str]] = (), files: Sequence[tuple[str | None, str]] = ()):
+    """Create and check output ``folders`` and the folders of output ``files`` (each ``(path or
+    None, what it is)``), once and before any model loads (:func:`sips._atomic.check_folder`)."""
+    from ._atomic import check_file_target, check_folder
+
+    for path, what in folders:
+        if path is not None:
+            check_folder(path, what)
+    for path, option in files:
+        if path is not None:
+            check_file_target(path, option)
+
+
 def _run_refine(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -461,11 +490,14 @@ def _run_refine(args: argparse.Namespace) -> int:
         )
     checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping", "layout")}
     check_options(RefineOptions(**{**checked, "device": args.device or "cpu"}), spectral.SAMPLE_RATE)
-    out_dir = Path(args.out)
+    out_dir = _output_folder(args.out)
     pairs = _collect_inputs(args.inputs, out_dir)
     inputs = {f.resolve() for f, _ in pairs}
     for _, rel in pairs:
         _safe_outputs(out_dir, rel, 1, inputs)
+    import tempfile
+
+    _check_places([(out_dir, "the output folder (-o)"), (tempfile.gettempdir(), "the temporary folder (TMPDIR)")])
     pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
     settings.update(device=device, progress=_progress(args) and rank == 0)
     prior = load_prior(args.prior, device=device)
@@ -531,6 +563,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from .prior import convert_official
 
+    _check_places([(args.out, "the output folder (-o)")])
     _say(str(convert_official(args.checkpoint, args.config, args.out)))
     return 0
 
@@ -562,6 +595,7 @@ def _run_quality(args: argparse.Namespace) -> int:
     from .quality import quality
 
     check_device(args.device)
+    _check_places(files=[(args.csv, "--csv")])
     progress = _progress(args)
     prior = load_prior(args.prior, device=args.device)
     rate = prior.config.sample_rate
@@ -617,6 +651,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folders, format_summary
 
+    _check_places(files=[(args.csv, "--csv")])
     items, summary, problems = evaluate_folders(
         args.references, args.estimates, args.metrics, args.csv, progress=_progress(args)
     )

@@ -27,7 +27,7 @@ import soundfile as sf
 import torch
 
 from . import audio, spectral
-from ._atomic import atomic_paths
+from ._atomic import atomic_paths, check_file_target, failure_cause
 from .errors import AudioError, OptionError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
@@ -99,7 +99,7 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
     try:
         with (
             audio.open_sound(path) as src,
-            audio.open_sound(target, "w", samplerate=rate, channels=n_out, subtype="FLOAT", format="WAV") as dst,
+            _Scratch(target, samplerate=rate, channels=n_out) as dst,
         ):
             if src.samplerate != rate:
                 import soxr
@@ -146,7 +146,7 @@ def _write_outputs(
     try:
         return _write_all(sources, paths, rate, converted)
     except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
-        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        reason = failure_cause(err, out_path.parent if out_path.parent.is_dir() else None)
         raise OutputError(f"Cannot write {audio.display(out_path)}: {reason}.") from None
 
 
@@ -214,7 +214,7 @@ def _refine_converted(
     layout: str = "suffix",
 ) -> list[Path]:
     rate = prior.config.sample_rate
-    sinks: list[sf.SoundFile] = []
+    sinks: list[_Scratch] = []
     with contextlib.ExitStack() as stack:
         read = converted.reader(stack)
         read_estimates = None
@@ -227,8 +227,7 @@ def _refine_converted(
         def write(block: torch.Tensor) -> None:  # [C, K, n]
             if not sinks:
                 for k in range(block.shape[1]):
-                    path = folder / f"source{k}.wav"
-                    sink = audio.open_sound(path, "w", samplerate=rate, channels=block.shape[0], subtype="FLOAT")
+                    sink = _Scratch(folder / f"source{k}.wav", samplerate=rate, channels=block.shape[0])
                     sinks.append(stack.enter_context(sink))
             for k, sink in enumerate(sinks):
                 sink.write(block[:, k].T.numpy())
@@ -244,8 +243,64 @@ def _refine_converted(
             prior=prior,
             options=options,
         )
-        sources = [Path(os.fsdecode(s.name)) for s in sinks]
+        sources = [s.path for s in sinks]
     return _write_outputs(sources, out_path, rate, converted, layout)
+
+
+def _check_target(out_path: Path, layout: str) -> None:
+    """Fail before any work on an unknown layout, an extension libsndfile cannot write, or a
+    folder where ``out_path`` cannot be written (:func:`sips._atomic.check_file_target`)."""
+    output_paths(out_path, 1, layout)
+    audio.format_for(out_path)
+    check_file_target(out_path, "the output")
+
+
+@contextlib.contextmanager
+def _work_folder() -> Iterator[Path]:
+    """A temporary folder (in ``TMPDIR``) for the float copies of one input and its results."""
+    try:
+        work = tempfile.TemporaryDirectory(prefix="sips-")
+    except OSError as err:
+        raise _scratch_error(Path(tempfile.gettempdir()), err) from None
+    with work as folder:
+        yield Path(folder)
+
+
+def _scratch_error(folder: Path, err: BaseException) -> OutputError:
+    where = folder if folder.is_dir() else None
+    return OutputError(
+        f"Cannot write the temporary files of this run in {audio.display(folder)} (set TMPDIR to choose another "
+        f"folder): {failure_cause(err, where)}."
+    )
+
+
+class _Scratch:
+    """A float WAV in the run's temporary folder. A failure to create, write or finish it is an
+    :class:`OutputError` naming that folder (``TMPDIR``), never blamed on an input."""
+
+    def __init__(self, path: Path, *, samplerate: int, channels: int) -> None:
+        self.path = path
+        self.file = self._do(audio.open_sound, path, "w", samplerate=samplerate, channels=channels, subtype="FLOAT")
+
+    def _do(self, action, *args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except (OSError, sf.LibsndfileError, RuntimeError, AssertionError) as err:
+            raise _scratch_error(self.path.parent, err) from None
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``[n, C]`` frames."""
+        self._do(self.file.write, block)
+
+    def __enter__(self) -> _Scratch:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self._do(self.file.close)
+        else:
+            with contextlib.suppress(Exception):
+                self.file.close()
 
 
 def refine_file(
@@ -270,10 +325,8 @@ def refine_file(
     """
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
-    output_paths(out_path, 1, layout)  # an unknown layout fails before any work
-    audio.format_for(Path(out_path))  # an unwritable extension fails before any work
-    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
-        folder = Path(tmp)
+    _check_target(Path(out_path), layout)
+    with _work_folder() as folder:
         converted = _convert(Path(in_path), prior.config.sample_rate, channels, folder, "mixture.wav", allow_clipping)
         return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout)
 
@@ -292,11 +345,9 @@ def refine_estimate_files(
     """Refine estimates stored as files (one per source) of the mixture ``in_path``."""
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
-    output_paths(out_path, 1, layout)
+    _check_target(Path(out_path), layout)
     rate = prior.config.sample_rate
-    audio.format_for(Path(out_path))
-    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
-        folder = Path(tmp)
+    with _work_folder() as folder:
         converted = _convert(Path(in_path), rate, channels, folder, "mixture.wav", allow_clipping)
         estimates = []
         for k, path in enumerate(estimate_paths):

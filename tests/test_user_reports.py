@@ -304,3 +304,122 @@ def test_two_runs_started_together_both_succeed(tmp_path):
     errors = [run.communicate()[1] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], errors
     assert _files(tmp_path / "OUT") == [f"x{k}.wav" for k in range(6)]
+
+
+# --- 5. unwritable places: said at once, with the place and the cause -----------------------------
+
+LOADED: list[str] = []
+
+
+@sips.register_adapter("test-loaded-22")
+def _loaded(**_):
+    LOADED.append("loaded")
+    return sips.load_predictor("wiener")
+
+
+def _refine_args(tmp_path, out="OUT"):
+    return ["refine", str(tmp_path / "IN"), "-o", str(tmp_path / out), "--steps", "1", "--predictor", "test-loaded-22"]
+
+
+def _inputs(tmp_path, names=("a", "b")):
+    for name in names:
+        write_wav(tmp_path / "IN" / f"{name}.wav", _mixture().numpy())
+
+
+def _one_error(code, capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("sips: error: "), lines
+    return lines[0]
+
+
+def _full_disk(monkeypatch, under):
+    """libsndfile's 'System error' for writes under ``under``, whose file system has no space left."""
+    real_write, real_statvfs, under = sf.SoundFile.write, os.statvfs, str(under)
+
+    def write(self, data):
+        if os.fsdecode(self.name).startswith(under):
+            raise sf.LibsndfileError(2, "Error writing: ")
+        return real_write(self, data)
+
+    def statvfs(path):
+        result = real_statvfs(path)
+        if os.fsdecode(path).startswith(under):
+            return os.statvfs_result((*result[:4], 0, *result[5:]))  # f_bavail = 0
+        return result
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(os, "statvfs", statvfs)
+
+
+@pytest.mark.parametrize(
+    ("setup", "out", "fragment"),
+    [
+        (lambda t: (t / "OUT").write_text("a file"), "OUT", "it is a file, not a folder"),
+        (lambda t: None, "clean.wav", "has an audio file extension"),
+        (lambda t: (t / "file").write_text("x"), "file/OUT", "Not a directory"),
+    ],
+    ids=["out-is-a-file", "out-named-like-audio", "out-below-a-file"],
+)
+def test_an_unusable_output_folder_is_refused_before_any_model_loads(setup, out, fragment, tmp_path, capsys):
+    _inputs(tmp_path)
+    setup(tmp_path)
+    LOADED.clear()
+    line = _one_error(main(_refine_args(tmp_path, out)), capsys)
+    assert fragment in line and out.split("/")[0] in line, line
+    assert LOADED == [] and not (tmp_path / "clean.wav").exists()
+
+
+def test_a_read_only_output_folder_is_said_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    _inputs(tmp_path)
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(tmp_path / "OUT")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    LOADED.clear()
+    line = _one_error(main(_refine_args(tmp_path)), capsys)
+    assert "Read-only file system" in line and "output folder (-o)" in line and LOADED == []
+
+
+def test_a_full_disk_under_the_output_says_no_space_left(tmp_path, capsys, monkeypatch):
+    _inputs(tmp_path, ["a"])
+    (tmp_path / "OUT").mkdir()
+    _full_disk(monkeypatch, tmp_path / "OUT")
+    line = _one_error(main(_refine_args(tmp_path)), capsys)
+    assert "Cannot write" in line and "No space left on device" in line, line
+    assert _files(tmp_path / "OUT") == []
+
+
+def test_a_full_temporary_folder_is_not_blamed_on_the_input(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    _inputs(tmp_path, ["a"])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    _full_disk(monkeypatch, scratch)
+    line = _one_error(main(_refine_args(tmp_path)), capsys)
+    assert "No space left on device" in line and "TMPDIR" in line and "Cannot read" not in line, line
+    with pytest.raises(sips.OutputError, match="TMPDIR"):
+        sips.files.refine_file(sips.load_predictor("wiener"), tmp_path / "IN" / "a.wav", tmp_path / "x.wav")
+    assert not (tmp_path / "x.wav").exists()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "IN" / "a.wav"))  # TMPDIR naming a file
+    line = _one_error(main(_refine_args(tmp_path)), capsys)
+    assert "temporary folder (TMPDIR)" in line and "not a folder" in line, line
+
+
+@pytest.mark.parametrize("command", ["quality", "eval"])
+def test_an_unwritable_csv_is_said_before_any_work(command, tmp_path, capsys):
+    _inputs(tmp_path, ["a"])
+    (tmp_path / "taken").write_text("a file")
+    args = [str(tmp_path / "IN")] * (2 if command == "eval" else 1)
+    line = _one_error(main([command, *args, "--csv", str(tmp_path / "taken" / "x.csv")]), capsys)
+    assert "--csv" in line and "it is a file, not a folder" in line, line
+    line = _one_error(main([command, *args, "--csv", str(tmp_path / "IN")]), capsys)
+    assert "it is a folder, not a file" in line, line
