@@ -735,16 +735,15 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from .prior import ScorePrior, download_prior
+    from .prior import fetch_and_load
 
-    folder = download_prior(
+    folder, prior = fetch_and_load(  # proves the cached files load (strictly); damaged ones are fetched again
         args.prior,
         revision=args.revision,
         cache_dir=args.cache_dir,
         token=args.token,
         force_download=args.force_download,
     )
-    prior = ScorePrior.from_pretrained(folder)  # proves the cached files load (strictly)
     print(folder)
     print(f"{prior.num_parameters:,} parameters, {prior.config.sample_rate} Hz", file=sys.stderr)
     return 0
