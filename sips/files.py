@@ -322,6 +322,13 @@ def refine_file(
     never clipped. Clipped PCM input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
     (:func:`output_paths`). Other keywords are those of :func:`sips.refine` (``steps``, ``kappa``,
     ``seed``, ``chunk_seconds``, ``postprocess``, ...).
+
+    Raises:
+        AudioError: an input that cannot be read or used (empty, too short, silent, NaN, clipped).
+        OutputError: before any work, an output folder that cannot be written (the place and the
+            cause); later, a write that fails (``No space left on device``, ...), or a temporary
+            folder (``TMPDIR``) that cannot take the float copies. No partial output is left.
+        AdapterError, OptionError, ...: as :func:`sips.refine`.
     """
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
@@ -342,7 +349,8 @@ def refine_estimate_files(
     layout: str = "suffix",
     **kwargs,
 ) -> list[Path]:
-    """Refine estimates stored as files (one per source) of the mixture ``in_path``."""
+    """Refine estimates stored as files (one per source) of the mixture ``in_path``; returns the
+    written paths. Arguments and errors as in :func:`refine_file`."""
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
     _check_target(Path(out_path), layout)
