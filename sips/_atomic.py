@@ -86,20 +86,29 @@ def remove_stale(paths: Iterable[str | os.PathLike]) -> list[Path]:
 @contextlib.contextmanager
 def _held(path: Path) -> Iterator[bool]:
     """Whether this process could take ``path``'s lock (held for the block): ``False`` while another
-    process holds it. Without ``flock``, whether ``path`` is older than :data:`STALE_SECONDS`."""
-    if fcntl is None:
-        yield time.time() - path.stat().st_mtime > STALE_SECONDS
-        return
+    process holds it. Without ``flock`` (the platform's or the file system's), whether ``path`` is
+    older than :data:`STALE_SECONDS`."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-        else:
-            yield True
+        yield _try_lock(fd) if fcntl is not None else _old(fd)
     finally:
         os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take ``fd``'s exclusive lock without waiting: ``False`` while another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock: fall back to the age
+        return _old(fd)
+    return True
+
+
+def _old(fd: int) -> bool:
+    """Whether the file ``fd`` is unchanged for :data:`STALE_SECONDS`."""
+    return time.time() - os.fstat(fd).st_mtime > STALE_SECONDS
 
 
 def _lock(fd: int, path: Path) -> bool:
@@ -107,7 +116,10 @@ def _lock(fd: int, path: Path) -> bool:
     stale); whether ``path`` still names that file afterwards."""
     if fcntl is None:
         return True
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a file system without flock
+        return True
     try:
         return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:
@@ -157,6 +169,8 @@ def claim(path: str | os.PathLike) -> Claim | None:
             return None
         except FileNotFoundError:
             pass
+        except OSError:  # a file system without flock: no claims to respect
+            return Claim(fd, tmp)
         os.close(fd)  # removed by its last holder meanwhile: claim the new one
 
 
