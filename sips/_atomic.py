@@ -243,8 +243,9 @@ def failure_cause(err: BaseException, folder: str | os.PathLike | None = None) -
 
 
 def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> Path:
-    """Create ``folder`` if needed and prove that files can be written in it (a probe temporary of
-    :data:`PROBE_BYTES`, removed at once), so that a run fails before its work, not after.
+    """Prove that ``folder`` can be created (if missing) and take files: a probe temporary of
+    :data:`PROBE_BYTES` is written and removed, and so are the folders made for it, so a run fails
+    before its work, not after, and a run that fails later for another reason leaves nothing.
 
     Raises:
         OutputError: one sentence naming ``what``, the folder and the cause (a file in its place,
@@ -255,6 +256,7 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"Cannot use {display(folder)} as {what}: it is a file, not a folder.")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".sips-probe.", suffix=TEMP_SUFFIX, dir=folder)
@@ -268,6 +270,10 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
     except OSError as err:
         where = folder if folder.is_dir() else None
         raise OutputError(f"Cannot write in {what} {display(folder)}: {failure_cause(err, where)}.") from None
+    finally:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
     return folder
 
 
