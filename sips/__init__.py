@@ -17,6 +17,9 @@ from ._version import __version__
 from .errors import (
     AdapterError,
     AudioError,
+    ClippingWarning,
+    CorruptPriorError,
+    HubCacheError,
     HubError,
     LengthMismatchError,
     MissingDependencyError,
@@ -25,6 +28,7 @@ from .errors import (
     PriorLoadError,
     SampleRateError,
     SipsError,
+    SipsWarning,
     TrainingError,
 )
 from .hub import available_priors
@@ -38,6 +42,9 @@ from .train import TrainConfig, train
 __all__ = [
     "AdapterError",
     "AudioError",
+    "ClippingWarning",
+    "CorruptPriorError",
+    "HubCacheError",
     "HubError",
     "LengthMismatchError",
     "MissingDependencyError",
@@ -50,6 +57,7 @@ __all__ = [
     "SampleRateError",
     "ScorePrior",
     "SipsError",
+    "SipsWarning",
     "TrainConfig",
     "TrainingError",
     "__version__",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import soundfile as sf
 from ._atomic import atomic_path, is_temporary
 from .bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
 from .bands import resample_array as resample
-from .errors import AudioError
+from .errors import AudioError, ClippingWarning
 
 #: Audio file extensions and the libsndfile major format of each (``.opus`` is Ogg Opus).
 EXTENSIONS = {
@@ -126,12 +127,14 @@ def load_mono(path: str | os.PathLike, rate: int) -> np.ndarray:
     return resample(audio.mean(axis=0), file_rate, rate)
 
 
-def scan(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+def scan(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
     """``(audio files, skipped files)`` under ``root`` (a file or a folder, searched recursively), sorted.
 
     A named file is always taken. In a folder, files whose extension names no format the installed
-    libsndfile reads are skipped (and returned, to be reported); temporaries of interrupted writes
-    (:func:`sips._atomic.is_temporary`) are ignored.
+    libsndfile reads, and links whose target does not exist, are skipped (and returned, to be
+    reported: :func:`skipped_note`); temporaries of interrupted writes
+    (:func:`sips._atomic.is_temporary`) are ignored, and so is the folder ``exclude`` with all it
+    holds (the output folder of a run, when it lies inside an input folder).
     """
     root = Path(root)
     if root.is_file():
@@ -139,12 +142,23 @@ def scan(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     if not root.is_dir():
         raise AudioError(f"No such file or folder: {display(root)}.")
     known = extensions()
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    if excluded is not None and not excluded.is_relative_to(root.resolve()):
+        excluded = None  # only a folder inside root is left out
     found, skipped = [], []
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or is_temporary(p):
+        if is_temporary(p) or (excluded is not None and p.parent.resolve().is_relative_to(excluded)):
             continue
-        (found if p.suffix.lower().lstrip(".") in known else skipped).append(p)
+        if _dangling(p):
+            skipped.append(p)
+        elif p.is_file():
+            (found if p.suffix.lower().lstrip(".") in known else skipped).append(p)
     return found, skipped
+
+
+def _dangling(path: Path) -> bool:
+    """Whether ``path`` is a link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
 
 
 def list_audio(root: str | os.PathLike) -> list[Path]:
@@ -156,19 +170,36 @@ def skipped_note(skipped: list[Path], shown: int = 3) -> str | None:
     """One phrase naming the files :func:`scan` skipped and why (``None`` if there are none)."""
     if not skipped:
         return None
-    kinds = sorted({p.suffix.lower() or "no extension" for p in skipped})
-    names = ", ".join(display(p) for p in skipped[:shown])
-    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
-    return (
-        f"skipped {len(skipped)} file(s) whose extension ({', '.join(kinds)}) names no audio format "
-        f"libsndfile {sf.__libsndfile_version__} reads: {names}{more}"
-    )
+    links = [p for p in skipped if _dangling(p)]
+    others = [p for p in skipped if not _dangling(p)]
+    parts = []
+    if others:
+        kinds = sorted({p.suffix.lower() or "no extension" for p in others})
+        parts.append(
+            f"skipped {len(others)} file(s) whose extension ({', '.join(kinds)}) names no audio format "
+            f"libsndfile {sf.__libsndfile_version__} reads: {_names(others, shown)}"
+        )
+    if links:
+        parts.append(f"skipped {len(links)} link(s) whose target does not exist: {_names(links, shown)}")
+    return "; ".join(parts)
+
+
+def _names(paths: list[Path], shown: int) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(display(p) for p in paths[:shown]) + more
 
 
 def write(path: str | os.PathLike, audio: np.ndarray, rate: int, subtype: str | None = None) -> None:
-    """Write ``[C, T]`` (or ``[T]``) audio atomically: a temporary file in the same folder, then rename.
+    """Write ``[C, T]`` (or ``[T]``) float audio (full scale 1.0) atomically: a temporary file in
+    the same folder, then rename.
 
-    Nothing is left at ``path`` (nor a temporary file) if writing fails.
+    Nothing is left at ``path`` (nor a temporary file) if writing fails. Audio that exceeds full
+    scale is never clipped silently: in a format that cannot hold it (PCM, lossy codecs) the whole
+    file is scaled down to a peak of :data:`LIMIT_PEAK`, with a :class:`~sips.errors.ClippingWarning`
+    that says by how much and how many samples were over (:class:`Overload`).
+
+    Raises:
+        AudioError: an extension libsndfile cannot write.
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
@@ -176,11 +207,56 @@ def write(path: str | os.PathLike, audio: np.ndarray, rate: int, subtype: str | 
     path = Path(path)
     fmt = format_for(path)
     subtype = subtype_for(path, subtype)
+    if clips(fmt, subtype):
+        overload = Overload()
+        overload.add(audio)
+        audio = np.clip(audio * overload.gain(path), -1.0, 1.0)
     with (
         atomic_path(path) as tmp,
         open_sound(tmp, "w", samplerate=rate, channels=audio.shape[0], subtype=subtype, format=fmt) as f,
     ):
         f.write(audio.T)
+
+
+#: The peak a file is scaled to when its samples would exceed full scale (-0.01 dBFS).
+LIMIT_PEAK = 0.999
+
+
+def clips(fmt: str, subtype: str | None) -> bool:
+    """Whether ``fmt`` / ``subtype`` (``None``: the format's default) clips samples beyond full
+    scale: every subtype but float and double (PCM, and lossy codecs, which decode to PCM)."""
+    return (subtype or sf.default_subtype(fmt)) not in ("FLOAT", "DOUBLE")
+
+
+class Overload:
+    """Samples beyond full scale, counted block by block before a file is written; :meth:`gain`
+    then says how much the whole file must be scaled down so that none is clipped."""
+
+    def __init__(self) -> None:
+        self.peak, self.over, self.total = 0.0, 0, 0
+
+    def add(self, block: np.ndarray) -> None:
+        """Count one block of samples (any shape)."""
+        if block.size:
+            magnitude = np.abs(block)
+            self.peak = max(self.peak, float(magnitude.max()))
+            self.over += int(np.count_nonzero(magnitude > 1.0))
+            self.total += block.size
+
+    def gain(self, path: str | os.PathLike) -> float:
+        """``1.0`` if no sample exceeds full scale, else ``LIMIT_PEAK / peak``, announced by a
+        one-line :class:`~sips.errors.ClippingWarning` naming ``path``."""
+        if self.peak <= 1.0:
+            return 1.0
+        gain = LIMIT_PEAK / self.peak
+        warnings.warn(
+            f"{display(path)}: {self.over} of {self.total} samples ({100 * self.over / self.total:.2f} %) would "
+            f"exceed full scale (peak {20 * np.log10(self.peak):+.1f} dBFS), so the whole file was scaled by "
+            f"{20 * np.log10(gain):.1f} dB instead of clipping them.",
+            ClippingWarning,
+            stacklevel=2,
+        )
+        return gain
 
 
 def format_for(path: Path) -> str:

@@ -11,8 +11,10 @@ terminal (``--quiet`` turns it off).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -227,6 +229,9 @@ def _run_train(args: argparse.Namespace) -> int:
         snapshot_minutes=args.snapshot_minutes,
         snapshot_dtype=args.snapshot_dtype,
     )
+    _check_places(
+        [(args.out, "the run folder (-o)"), (args.export, "the --export folder")], [(args.snapshot, "--snapshot")]
+    )
     summary = train(cfg, prior_cfg)
     if args.export:
         import os
@@ -345,15 +350,16 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_refine)
 
 
-def _find_audio(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
-    """(root, audio file) for every file named or found in a folder; says once what was skipped."""
+def _find_audio(inputs: Sequence[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(root, audio file) for every file named or found in a folder (not under ``exclude``, the
+    output folder); says once what was skipped."""
     from .audio import display, scan, skipped_note
     from .errors import AudioError
 
     found, skipped = [], []
     for item in inputs:
         root = Path(item)
-        files, passed = scan(root)
+        files, passed = scan(root, exclude)
         if not files:
             note = skipped_note(passed)
             raise AudioError(f"No audio files found in {display(root)}" + (f" ({note})." if note else "."))
@@ -374,7 +380,7 @@ def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Pa
         if Path(item).is_dir() and Path(item).resolve() == out_resolved:
             raise OutputError(f"The output folder {display(out_dir)} is also an input; choose another -o.")
     pairs: dict[Path, Path] = {}
-    for root, f in _find_audio(inputs):
+    for root, f in _find_audio(inputs, out_dir):
         rel = Path(f.name) if root.is_file() else f.relative_to(root)
         if rel in pairs and pairs[rel] != f:
             raise SipsError(
@@ -425,12 +431,38 @@ def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path], layou
     return paths
 
 
+def _output_folder(out: str) -> Path:
+    """``-o`` of ``refine``: always a folder, so a new one named like an audio file is refused."""
+    from .audio import display, extensions
+
+    out_dir = Path(out)
+    if not out_dir.is_dir() and out_dir.suffix.lower().lstrip(".") in extensions():
+        raise OptionError(
+            f"-o names the output folder (outputs keep the inputs' names), but {display(out_dir)} has an audio "
+            f"file extension; give a folder, e.g. -o {display(out_dir.with_suffix(''))}."
+        )
+    return out_dir
+
+
+def _check_places(folders: Sequence[tuple[str | None, str]] = (), files: Sequence[tuple[str | None, str]] = ()):
+    """Create and check output ``folders`` and the folders of output ``files`` (each ``(path or
+    None, what it is)``), once and before any model loads (:func:`sips._atomic.check_folder`)."""
+    from ._atomic import check_file_target, check_folder
+
+    for path, what in folders:
+        if path is not None:
+            check_folder(path, what)
+    for path, option in files:
+        if path is not None:
+            check_file_target(path, option)
+
+
 def _run_refine(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
     from . import spectral
-    from ._atomic import remove_stale
+    from ._atomic import claim, remove_stale
     from .files import refine_estimate_files, refine_file
     from .predictors import default_predictor_name, load_predictor
     from .prior import load_prior
@@ -467,11 +499,14 @@ def _run_refine(args: argparse.Namespace) -> int:
         )
     checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping", "layout")}
     check_options(RefineOptions(**{**checked, "device": args.device or "cpu"}), spectral.SAMPLE_RATE)
-    out_dir = Path(args.out)
+    out_dir = _output_folder(args.out)
     pairs = _collect_inputs(args.inputs, out_dir)
     inputs = {f.resolve() for f, _ in pairs}
     for _, rel in pairs:
         _safe_outputs(out_dir, rel, 1, inputs)
+    import tempfile
+
+    _check_places([(out_dir, "the output folder (-o)"), (tempfile.gettempdir(), "the temporary folder (TMPDIR)")])
     pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
     settings.update(device=device, progress=_progress(args) and rank == 0)
     prior = load_prior(args.prior, device=device)
@@ -483,13 +518,18 @@ def _run_refine(args: argparse.Namespace) -> int:
 
         check_postprocess(predictor)
     failed: list[str] = []
-    skipped = 0
+    skipped = busy = 0
     bar = tqdm(pairs, desc="files", unit="file", disable=len(pairs) < 2 or not settings["progress"])
     for f, rel in bar:
+        held = None
         try:
             estimates = _estimate_files(Path(args.estimates), rel, args.layout) if predictor is None else []
             n_src = predictor.n_src if predictor is not None else len(estimates)
             expected = _safe_outputs(out_dir, rel, n_src, inputs, args.layout)
+            held = claim(expected[0])
+            if held is None:  # another run on this -o refines this input now
+                busy += 1
+                continue
             remove_stale(expected)  # temporaries of a run that was killed while writing these
             if not args.overwrite and all(p.is_file() for p in expected):
                 skipped += 1
@@ -502,10 +542,15 @@ def _run_refine(args: argparse.Namespace) -> int:
             _say(f"sips: error: {_file_error(f, err)}", file=sys.stderr)
             failed.append(str(f))
             continue
+        finally:
+            if held is not None:
+                held.release()
         for path in written:
             _say(str(path))
     if skipped:
         print(f"skipped {skipped} input(s) whose outputs exist (--overwrite redoes them)", file=sys.stderr)
+    if busy:
+        _say(f"skipped {busy} input(s) that another sips run on {out_dir} is refining now", file=sys.stderr)
     if failed:
         if len(pairs) > 1:
             print(
@@ -527,6 +572,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from .prior import convert_official
 
+    _check_places([(args.out, "the output folder (-o)")])
     _say(str(convert_official(args.checkpoint, args.config, args.out)))
     return 0
 
@@ -558,6 +604,7 @@ def _run_quality(args: argparse.Namespace) -> int:
     from .quality import quality
 
     check_device(args.device)
+    _check_places(files=[(args.csv, "--csv")])
     progress = _progress(args)
     prior = load_prior(args.prior, device=args.device)
     rate = prior.config.sample_rate
@@ -613,6 +660,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folders, format_summary
 
+    _check_places(files=[(args.csv, "--csv")])
     items, summary, problems = evaluate_folders(
         args.references, args.estimates, args.metrics, args.csv, progress=_progress(args)
     )
@@ -698,16 +746,15 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from .prior import ScorePrior, download_prior
+    from .prior import fetch_and_load
 
-    folder = download_prior(
+    folder, prior = fetch_and_load(  # proves the cached files load (strictly); damaged ones are fetched again
         args.prior,
         revision=args.revision,
         cache_dir=args.cache_dir,
         token=args.token,
         force_download=args.force_download,
     )
-    prior = ScorePrior.from_pretrained(folder)  # proves the cached files load (strictly)
     print(folder)
     print(f"{prior.num_parameters:,} parameters, {prior.config.sample_rate} Hz", file=sys.stderr)
     return 0
@@ -751,6 +798,25 @@ def _run_push(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show every :class:`~sips.errors.SipsWarning` (each time) as one ``sips: warning:`` line."""
+    from .errors import SipsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SipsWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, SipsWarning):
+                _say(f"sips: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -776,7 +842,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version (0) or a bad option (2, one line already printed)
         return stop.code
     try:
-        return args.func(args)
+        with _warnings_as_lines():
+            return args.func(args)
     except SipsError as err:
         _say(f"sips: error: {err}", file=sys.stderr)
         return 2

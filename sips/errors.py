@@ -36,6 +36,16 @@ class PriorLoadError(SipsError):
     """A prior folder or checkpoint cannot be loaded (missing files, config/weights mismatch)."""
 
 
+class CorruptPriorError(PriorLoadError):
+    """A prior file exists but cannot be read (truncated, damaged, another checksum): fetching it
+    again may help, so a cached Hub prior is fetched again once when the Hub answers."""
+
+
+class HubCacheError(PriorLoadError):
+    """The Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE`` / ``cache_dir``) cannot be written:
+    read-only, no permission, no space left."""
+
+
 class HubError(SipsError):
     """The Hugging Face Hub refused an upload or cannot be reached for one."""
 
@@ -50,3 +60,11 @@ class MissingDependencyError(SipsError):
 
 class TrainingError(SipsError):
     """Training cannot start or resume (no data, incompatible checkpoint, ...)."""
+
+
+class SipsWarning(UserWarning):
+    """Base class of the warnings sips gives (the CLI prints each as one ``sips: warning:`` line)."""
+
+
+class ClippingWarning(SipsWarning):
+    """An output would have exceeded full scale, so the whole file was scaled down instead of clipped."""

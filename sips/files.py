@@ -6,7 +6,9 @@ to the prior's rate with soxr (VHQ) into a temporary float file, refined window 
 (:func:`sips.refine.refine_stream`), and resampled back to the file's rate into the output. The
 output keeps the input's rate, channel count, exact length in frames (resampling there and back
 can gain or lose a few samples: the tail is cropped or zero-padded) and, where the format
-allows, its subtype (PCM 16/24/32, float, Vorbis, Opus, ...). All outputs of one input (one per source) appear together at the
+allows, its subtype (PCM 16/24/32, float, Vorbis, Opus, ...). A refined signal that exceeds full
+scale is never clipped silently: in any subtype but float the whole output file is scaled down to a
+peak of :data:`sips.audio.LIMIT_PEAK`, with a one-line :class:`~sips.errors.ClippingWarning`. All outputs of one input (one per source) appear together at the
 end: each is written to a temporary file beside its target and renamed only when all are
 complete (:func:`sips._atomic.atomic_paths`), so an interruption leaves no partial output. Peak memory depends on the window, not on
 the file's length.
@@ -18,7 +20,7 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ import soundfile as sf
 import torch
 
 from . import audio, spectral
-from ._atomic import atomic_paths
+from ._atomic import atomic_paths, check_file_target, failure_cause
 from .errors import AudioError, OptionError, OutputError
 from .predictors import Predictor
 from .prior import ScorePrior
@@ -111,7 +113,7 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
     try:
         with (
             audio.open_sound(path) as src,
-            audio.open_sound(target, "w", samplerate=rate, channels=n_out, subtype="FLOAT", format="WAV") as dst,
+            _Scratch(target, samplerate=rate, channels=n_out) as dst,
         ):
             if src.samplerate != rate:
                 import soxr
@@ -162,7 +164,7 @@ def _write_outputs(
     try:
         return _write_all(sources, paths, rate, converted)
     except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
-        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        reason = failure_cause(err, out_path.parent if out_path.parent.is_dir() else None)
         raise OutputError(f"Cannot write {audio.display(out_path)}: {reason}.") from None
 
 
@@ -170,53 +172,60 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
     out_path = paths[0]
     fmt = audio.format_for(out_path)
     subtype = audio.subtype_for(out_path, converted.subtype)
-    clip = (subtype or "").startswith("PCM") or fmt in ("OGG",)
     with atomic_paths(paths) as temps:
-        for source, tmp in zip(sources, temps, strict=True):
-            _resample_file(
-                source, tmp, rate, converted.file_rate, converted.file_frames, subtype=subtype, fmt=fmt, clip=clip
-            )
+        for source, path, tmp in zip(sources, paths, temps, strict=True):
+            gain = _limiting_gain(source, path, rate, converted) if audio.clips(fmt, subtype) else None
+            with (
+                audio.open_sound(source) as src,
+                audio.open_sound(
+                    tmp, "w", samplerate=converted.file_rate, channels=src.channels, subtype=subtype, format=fmt
+                ) as dst,
+            ):
+                for block in _resampled_back(src, rate, converted.file_rate, converted.file_frames):
+                    dst.write(block if gain is None else np.clip(block * gain, -1.0, 1.0))
     return paths
 
 
-def _resample_file(
-    source: Path,
-    target: Path,
-    rate: int,
-    rate_out: int,
-    frames: int,
-    *,
-    subtype: str | None = "FLOAT",
-    fmt: str | None = "WAV",
-    clip: bool = False,
-) -> Path:
-    """Stream ``source`` (at ``rate``) into ``target`` at ``rate_out``, exactly ``frames`` long
-    (resampling there and back can gain or lose a few samples: the tail is cropped or zero-padded)."""
-    with (
-        audio.open_sound(source) as src,
-        audio.open_sound(target, "w", samplerate=rate_out, channels=src.channels, subtype=subtype, format=fmt) as dst,
-    ):
-        remaining = frames
-        stream = None
-        if rate != rate_out:
-            import soxr
+def _limiting_gain(source: Path, path: Path, rate: int, converted: _Converted) -> float:
+    """The gain that keeps the output ``path`` of ``source`` within full scale (a first pass over
+    what will be written; see :class:`sips.audio.Overload`)."""
+    overload = audio.Overload()
+    with audio.open_sound(source) as src:
+        for block in _resampled_back(src, rate, converted.file_rate, converted.file_frames):
+            overload.add(block)
+    return overload.gain(path)
 
-            stream = soxr.ResampleStream(rate, rate_out, src.channels, dtype="float32", quality=audio.RESAMPLE_QUALITY)
-        while True:
-            block = src.read(BLOCK, dtype="float32", always_2d=True)
-            last = len(block) < BLOCK
-            if stream is not None:
-                block = stream.resample_chunk(block, last=last)
-            block = block[:remaining]
-            if clip:
-                block = np.clip(block, -1.0, 1.0)
-            if len(block):
-                dst.write(block)
-                remaining -= len(block)
-            if last:
-                break
-        if remaining:
-            dst.write(np.zeros((remaining, src.channels), dtype=np.float32))
+
+def _resampled_back(src: sf.SoundFile, rate: int, rate_out: int, frames: int) -> Iterator[np.ndarray]:
+    """Blocks ``[n, C]`` of ``src`` (at ``rate``) resampled to ``rate_out``, exactly ``frames`` long
+    (resampling there and back can gain or lose a few samples: the tail is cropped or zero-padded)."""
+    remaining = frames
+    stream = None
+    if rate != rate_out:
+        import soxr
+
+        stream = soxr.ResampleStream(rate, rate_out, src.channels, dtype="float32", quality=audio.RESAMPLE_QUALITY)
+    while True:
+        block = src.read(BLOCK, dtype="float32", always_2d=True)
+        last = len(block) < BLOCK
+        if stream is not None:
+            block = stream.resample_chunk(block, last=last)
+        block = block[:remaining]
+        if len(block):
+            yield block
+            remaining -= len(block)
+        if last:
+            break
+    if remaining:
+        yield np.zeros((remaining, src.channels), dtype=np.float32)
+
+
+def _resample_file(source: Path, target: Path, rate: int, rate_out: int, frames: int) -> Path:
+    """Stream the float file ``source`` (at ``rate``) into the float file ``target`` at ``rate_out``,
+    exactly ``frames`` long (the tail cropped or zero-padded)."""
+    with audio.open_sound(source) as src, _Scratch(target, samplerate=rate_out, channels=src.channels) as dst:
+        for block in _resampled_back(src, rate, rate_out, frames):
+            dst.write(block)
     return target
 
 
@@ -225,9 +234,7 @@ def _combine(first: Path, second: Path, target: Path, op: Callable[[np.ndarray, 
     with (
         audio.open_sound(first) as a,
         audio.open_sound(second) as b,
-        audio.open_sound(
-            target, "w", samplerate=a.samplerate, channels=a.channels, subtype="FLOAT", format="WAV"
-        ) as dst,
+        _Scratch(target, samplerate=a.samplerate, channels=a.channels) as dst,
     ):
         while True:
             x = a.read(BLOCK, dtype="float32", always_2d=True)
@@ -250,7 +257,7 @@ def _stream(
 ) -> list[Path]:
     """:func:`sips.refine.refine_stream` over a converted file into float files ``folder/prefixK.wav``
     at ``rate``, one per source (with ``prior=None``: the rescaled, cross-faded estimates)."""
-    sinks: list[sf.SoundFile] = []
+    sinks: list[_Scratch] = []
     with contextlib.ExitStack() as stack:
         read = converted.reader(stack)
         read_estimates = None
@@ -263,8 +270,7 @@ def _stream(
         def write(block: torch.Tensor) -> None:  # [C, K, n]
             if not sinks:
                 for k in range(block.shape[1]):
-                    path = folder / f"{prefix}{k}.wav"
-                    sink = audio.open_sound(path, "w", samplerate=rate, channels=block.shape[0], subtype="FLOAT")
+                    sink = _Scratch(folder / f"{prefix}{k}.wav", samplerate=rate, channels=block.shape[0])
                     sinks.append(stack.enter_context(sink))
             for k, sink in enumerate(sinks):
                 sink.write(block[:, k].T.numpy())
@@ -281,7 +287,7 @@ def _stream(
             options=options,
             rate=rate,
         )
-        return [Path(os.fsdecode(s.name)) for s in sinks]
+        return [s.path for s in sinks]
 
 
 def _refine_converted(
@@ -342,6 +348,62 @@ def _refine_across_rates(
     return _write_outputs(final, out_path, final_rate, converted, layout)
 
 
+def _check_target(out_path: Path, layout: str) -> None:
+    """Fail before any work on an unknown layout, an extension libsndfile cannot write, or a
+    folder where ``out_path`` cannot be written (:func:`sips._atomic.check_file_target`)."""
+    output_paths(out_path, 1, layout)
+    audio.format_for(out_path)
+    check_file_target(out_path, "the output")
+
+
+@contextlib.contextmanager
+def _work_folder() -> Iterator[Path]:
+    """A temporary folder (in ``TMPDIR``) for the float copies of one input and its results."""
+    try:
+        work = tempfile.TemporaryDirectory(prefix="sips-")
+    except OSError as err:
+        raise _scratch_error(Path(tempfile.gettempdir()), err) from None
+    with work as folder:
+        yield Path(folder)
+
+
+def _scratch_error(folder: Path, err: BaseException) -> OutputError:
+    where = folder if folder.is_dir() else None
+    return OutputError(
+        f"Cannot write the temporary files of this run in {audio.display(folder)} (set TMPDIR to choose another "
+        f"folder): {failure_cause(err, where)}."
+    )
+
+
+class _Scratch:
+    """A float WAV in the run's temporary folder. A failure to create, write or finish it is an
+    :class:`OutputError` naming that folder (``TMPDIR``), never blamed on an input."""
+
+    def __init__(self, path: Path, *, samplerate: int, channels: int) -> None:
+        self.path = path
+        self.file = self._do(audio.open_sound, path, "w", samplerate=samplerate, channels=channels, subtype="FLOAT")
+
+    def _do(self, action, *args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except (OSError, sf.LibsndfileError, RuntimeError, AssertionError) as err:
+            raise _scratch_error(self.path.parent, err) from None
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``[n, C]`` frames."""
+        self._do(self.file.write, block)
+
+    def __enter__(self) -> _Scratch:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self._do(self.file.close)
+        else:
+            with contextlib.suppress(Exception):
+                self.file.close()
+
+
 def refine_file(
     predictor: Predictor,
     in_path: str | os.PathLike,
@@ -356,18 +418,24 @@ def refine_file(
     """Refine one file with ``predictor``; returns the written paths (one per source).
 
     ``channels="each"`` refines every channel separately, ``"mix"`` a mono downmix. The output
-    keeps the input's sample rate, channel count and subtype where its format allows. Clipped PCM
-    input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
+    keeps the input's sample rate, channel count and subtype where its format allows; a result
+    beyond full scale is scaled down as a whole, with a :class:`~sips.errors.ClippingWarning`,
+    never clipped. Clipped PCM input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
     (:func:`output_paths`). Other keywords are those of :func:`sips.refine` (``steps``, ``kappa``,
     ``seed``, ``chunk_seconds``, ``postprocess``, ...).
+
+    Raises:
+        AudioError: an input that cannot be read or used (empty, too short, silent, NaN, clipped).
+        OutputError: before any work, an output folder that cannot be written (the place and the
+            cause); later, a write that fails (``No space left on device``, ...), or a temporary
+            folder (``TMPDIR``) that cannot take the float copies. No partial output is left.
+        AdapterError, OptionError, ...: as :func:`sips.refine`.
     """
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
-    output_paths(out_path, 1, layout)  # an unknown layout fails before any work
-    audio.format_for(Path(out_path))  # an unwritable extension fails before any work
+    _check_target(Path(out_path), layout)
     low = prior.config.sample_rate
-    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
-        folder = Path(tmp)
+    with _work_folder() as folder:
         converted = _convert(Path(in_path), low, channels, folder, "mixture.wav", allow_clipping)
         if predictor.sample_rate == low:
             return _refine_converted(
@@ -390,14 +458,13 @@ def refine_estimate_files(
     layout: str = "suffix",
     **kwargs,
 ) -> list[Path]:
-    """Refine estimates stored as files (one per source) of the mixture ``in_path``."""
+    """Refine estimates stored as files (one per source) of the mixture ``in_path``; returns the
+    written paths. Arguments and errors as in :func:`refine_file`."""
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
-    output_paths(out_path, 1, layout)
+    _check_target(Path(out_path), layout)
     rate = prior.config.sample_rate
-    audio.format_for(Path(out_path))
-    with tempfile.TemporaryDirectory(prefix="sips-") as tmp:
-        folder = Path(tmp)
+    with _work_folder() as folder:
         converted = _convert(Path(in_path), rate, channels, folder, "mixture.wav", allow_clipping)
         own = converted.file_rate  # estimates at another rate than the prior's: refined across rates
         mixture = converted if own == rate else _convert(Path(in_path), own, channels, folder, "mixture-native.wav")

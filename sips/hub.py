@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .catalog import CatalogEntry, get_entry, load_catalog
-from .errors import HubError, PriorLoadError, SipsError
+from .errors import CorruptPriorError, HubCacheError, HubError, PriorLoadError, SipsError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -116,7 +116,9 @@ def fetch_prior(
 
     Raises:
         PriorLoadError: with one sentence for a missing repo, revision or file, offline mode with
-            nothing cached, pickle-only weights, or weights whose sha256 differs from the catalog.
+            nothing cached, or pickle-only weights; :class:`~sips.errors.CorruptPriorError` for
+            weights whose sha256 differs from the catalog; :class:`~sips.errors.HubCacheError`
+            when the cache cannot be written (read-only, no permission, no space left).
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
@@ -163,14 +165,33 @@ def fetch_prior(
         raise PriorLoadError(
             f"The Hub at {_endpoint()} refused {repo_id}@{revision or 'main'} ({_reason(err)})."
         ) from None
+    except OSError as err:
+        if not err.errno:  # a transport error, not the file system's
+            raise
+        raise cache_error(cache_dir, err) from None
     if entry is not None:
         digest = file_sha256(weights_path)
         if digest != entry.sha256:
-            raise PriorLoadError(
+            raise CorruptPriorError(
                 f"The downloaded {WEIGHTS_NAME} of {entry.name!r} has sha256 {digest[:12]}..., not the catalog's "
                 f"{entry.sha256[:12]}...; it was not used (fetch it again with `sips download {entry.name} --force-download`)."
             )
     return weights_path.parent
+
+
+def cache_error(cache_dir: str | os.PathLike | None, err: OSError) -> HubCacheError:
+    """The one sentence for a Hub cache that cannot be written, naming the setting that chose it."""
+    from huggingface_hub import constants
+
+    from ._atomic import failure_cause
+
+    if cache_dir is not None:
+        folder, setting = cache_dir, "pass another --cache-dir (Python: cache_dir=)"
+    else:
+        folder = constants.HF_HUB_CACHE
+        variable = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
+        setting = f"set {variable} to a writable folder (or pass --cache-dir)"
+    return HubCacheError(f"The Hugging Face cache {folder} cannot be written ({failure_cause(err)}); {setting}.")
 
 
 def _endpoint() -> str:

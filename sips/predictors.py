@@ -183,6 +183,7 @@ class CallablePredictor:
         self.fn = fn
         self.sample_rate = int(sample_rate)
         self._n_src = n_src
+        self._inferred = False  # n_src taken from the first output
         if isinstance(fn, torch.nn.Module):
             fn.eval()
 
@@ -213,7 +214,11 @@ class CallablePredictor:
                 f"The predictor returned shape {list(out.shape)} for input {list(mixture.shape)}; expected [B, n_src, T]."
             )
         if self._n_src is None:
-            self._n_src = out.shape[1]
+            self._n_src, self._inferred = out.shape[1], True
+        elif self._inferred and out.shape[1] != self._n_src:
+            raise AdapterError(
+                f"The predictor returned {out.shape[1]} sources for one window and {self._n_src} for another."
+            )
         return out
 
 

@@ -21,7 +21,7 @@ import torch
 
 from ._atomic import atomic_path, write_text
 from .checks import check_device
-from .errors import PriorLoadError
+from .errors import CorruptPriorError, PriorLoadError
 from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
 from .weights import load_strict, load_torch_checkpoint
@@ -170,21 +170,21 @@ class ScorePrior(ScoreNet):
         if _path_like(spec):
             raise PriorLoadError(f"Prior folder not found: {spec} does not exist.")
         try:
-            folder = download_prior(
+            return fetch_and_load(
                 spec,
                 revision=revision,
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
                 token=token,
                 force_download=force_download,
-            )
+                device=device,
+            )[1]
         except RepoUnavailableError as err:
             if "/" not in spec or "@" in spec or revision is not None:  # surely not meant as a folder
                 raise
             reason = str(err)
             reason = reason[0].lower() + reason[1:] if reason[1:2].islower() else reason
             raise PriorLoadError(f"No folder {spec} exists here, and as a Hub repo id: {reason}") from None
-        return cls._from_folder(folder, device, source=spec)
 
     @classmethod
     def _from_folder(cls, directory: Path, device: str | torch.device | None, source: str | None = None) -> ScorePrior:
@@ -253,12 +253,46 @@ def download_prior(
     )
 
 
+def fetch_and_load(
+    spec: str, *, device: str | torch.device | None = None, force_download: bool = False, **hub: Any
+) -> tuple[Path, ScorePrior]:
+    """``(snapshot folder, prior)`` of a catalog name or Hub repo id (:func:`download_prior`).
+
+    A cached file that cannot be read (truncated, damaged: :class:`CorruptPriorError`) is fetched
+    again once when the Hub answers; otherwise, and if that fails too, the error says how to
+    fetch it again. ``hub`` holds ``revision``, ``cache_dir``, ``local_files_only`` and ``token``.
+    """
+    from .hub import _offline, hub_reachable
+
+    try:
+        folder = download_prior(spec, force_download=force_download, **hub)
+        return folder, ScorePrior._from_folder(folder, device, source=spec)
+    except CorruptPriorError as err:
+        if force_download or hub.get("local_files_only") or _offline() or not hub_reachable():
+            raise _refetch_hint(err, spec) from None
+    try:  # a damaged file in the cache: fetch it again
+        folder = download_prior(spec, force_download=True, **hub)
+        return folder, ScorePrior._from_folder(folder, device, source=spec)
+    except CorruptPriorError as err:
+        raise _refetch_hint(err, spec) from None
+
+
+def _refetch_hint(err: CorruptPriorError, spec: str) -> CorruptPriorError:
+    text = str(err)
+    if "--force-download" in text:
+        return err
+    return CorruptPriorError(
+        f"{text.rstrip('.')}; it is in the Hugging Face cache, so fetch it again with "
+        f"`sips download {spec} --force-download` (Python: force_download=True)."
+    )
+
+
 def read_config(path: Path) -> PriorConfig:
     """Read and check a prior ``config.json``."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise PriorLoadError(f"Cannot read {path} as JSON ({err}).") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptPriorError(f"Cannot read {path} as JSON ({err}).") from None
     if not isinstance(data, dict) or data.get("library") != LIBRARY:
         raise PriorLoadError(f'{path} is not a sips prior configuration (no "library": "sips").')
     return PriorConfig.from_dict(data)
@@ -272,7 +306,7 @@ def load_weights(prior: ScoreNet, path: Path, source: str | None = None) -> None
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise PriorLoadError(f"Cannot read {source or path} as safetensors ({err}).") from None
+        raise CorruptPriorError(f"Cannot read {source or path} as safetensors ({err}).") from None
     load_state_dict_strict(prior, state, source or str(path))
 
 

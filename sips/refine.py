@@ -136,8 +136,13 @@ def refine(
         of the signal at the prior's rate, ``T16`` samples long; ``T16 = T`` at 16 kHz).
 
     Raises:
-        SampleRateError: ``sample_rate`` is not a positive whole number.
-        OptionError, AudioError, AdapterError: bad options, mixture or predictor output.
+        AudioError: a mixture that is not ``[T]`` / ``[B, T]`` (soundfile's ``[T, channels]``
+            included), an unsigned integer array, too short, NaN or Inf.
+        AdapterError: the predictor returns another shape, another number of sources than its
+            ``n_src``, or NaN. It gets a copy of each window, under ``torch.inference_mode()``.
+        OptionError, SampleRateError, LengthMismatchError: bad settings, a ``sample_rate`` that is
+            not a positive whole number of Hz, an estimate more than ``n_fft`` samples longer or
+            shorter than the mixture.
     """
     options = _options(locals())
     predictor = as_predictor(predictor)
@@ -213,6 +218,7 @@ def refine_estimates(
         raise AudioError(
             f"estimates of shape {list(est.shape)} do not fit a mixture of shape {list(wav.shape) if single == 2 else [wav.shape[-1]]}."
         )
+    check_layout(est, "estimates", "[n_src, T] or [B, n_src, T]")
     if single == 1:
         est = est.unsqueeze(0)
     if est.shape[0] != wav.shape[0]:
@@ -502,12 +508,7 @@ def _predict(predictor: Predictor, segments: torch.Tensor) -> torch.Tensor:
     inputs = [flat[i : i + 1] for i in range(len(flat))] if flat.device.type == "cpu" else [flat]
     parts = []
     for inp in inputs:
-        out = predictor(inp)
-        if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[0] != inp.shape[0]:
-            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise AdapterError(
-                f"The predictor returned {shape} for a mixture of shape {list(inp.shape)}; expected [B, n_src, T]."
-            )
+        out = _call_predictor(predictor, inp)
         if parts and out.shape[1] != parts[0].shape[1]:
             raise AdapterError(
                 f"The predictor returned {out.shape[1]} sources for one window and {parts[0].shape[1]} for another."
@@ -517,6 +518,29 @@ def _predict(predictor: Predictor, segments: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(est).all():
         raise AdapterError("The predictor's estimate contains NaN or infinite values.")
     return est.reshape(groups, batch, -1, size)
+
+
+def _call_predictor(predictor: Predictor, mixture: torch.Tensor) -> torch.Tensor:
+    """``predictor`` on a copy of ``mixture [B, W]`` under ``torch.inference_mode()``: an adapter
+    that works in place cannot change the mixture sips uses, and an estimate that still requires
+    grad is detached. Returns ``[B, K, W']``, a normal (not an inference) tensor.
+
+    Raises:
+        AdapterError: the output is not ``[B, K, W']`` or ``K`` differs from ``predictor.n_src``.
+    """
+    with torch.inference_mode():
+        out = predictor(mixture.clone())
+    if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[0] != mixture.shape[0]:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AdapterError(
+            f"The predictor returned {shape} for a mixture of shape {list(mixture.shape)}; expected [B, n_src, T]."
+        )
+    if out.shape[1] != predictor.n_src:
+        raise AdapterError(
+            f"The predictor declares n_src={predictor.n_src} but returned {out.shape[1]} source(s); "
+            "its n_src must say how many sources it returns."
+        )
+    return out.detach().clone()
 
 
 def _order_sources(
@@ -752,6 +776,11 @@ def _as_tensor(data: ArrayLike, what: str) -> tuple[torch.Tensor, bool]:
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number):
             raise AudioError(f"The {what} must be numeric, got dtype {data.dtype}.")
+        if np.issubdtype(data.dtype, np.unsignedinteger):
+            raise AudioError(
+                f"The {what} has the unsigned integer dtype {data.dtype}, whose samples are offset (8-bit PCM "
+                "is centred on 128); convert it to signed or float samples first, e.g. (x.astype(np.float32) - 128) / 128."
+            )
         return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), True
     if isinstance(data, torch.Tensor):
         if data.is_complex() or not (data.is_floating_point() or data.dtype in (torch.int16, torch.int32)):
@@ -760,11 +789,35 @@ def _as_tensor(data: ArrayLike, what: str) -> tuple[torch.Tensor, bool]:
     raise AudioError(f"The {what} must be a torch tensor or a numpy array, got {type(data).__name__}.")
 
 
+MAX_CHANNELS = 8  # a last axis this short, after a long first one, is taken for channels
+
+
+def check_layout(data: torch.Tensor, what: str, expected: str) -> None:
+    """Refuse ``[T, channels]`` (soundfile's layout) where sips wants time last: ``data`` of two or
+    more axes whose last axis has at most :data:`MAX_CHANNELS` entries and the one before it more
+    than half a frame (``n_fft // 2`` samples).
+
+    Raises:
+        AudioError: one sentence saying how to transpose.
+    """
+    if data.dim() >= 2 and data.shape[-1] <= MAX_CHANNELS and data.shape[-2] > spectral.N_FFT // 2:
+        raise AudioError(
+            f"The {what} has shape {list(data.shape)}, which looks like [T, channels] (soundfile's layout); "
+            f"sips takes {expected} with time last, so pass x.T (each channel is an item) or one channel x[:, 0]."
+        )
+
+
 def as_batch(mixture: ArrayLike):
-    """``[T] | [B, T]`` -> (``[B, T]`` float32 tensor, function restoring type/shape of outputs)."""
+    """``[T] | [B, T]`` -> (``[B, T]`` float32 tensor, function restoring type/shape of outputs).
+
+    Raises:
+        AudioError: not a real tensor or numeric array, an unsigned integer array, another number
+            of axes, the ``[T, channels]`` layout (:func:`check_layout`), too short, NaN or Inf.
+    """
     wav, is_numpy = _as_tensor(mixture, "mixture")
     if wav.dim() not in (1, 2):
         raise AudioError(f"The mixture must have shape [T] or [B, T], got {list(wav.shape)}.")
+    check_layout(wav, "mixture", "[T] or [B, T]")
     single = wav.dim() == 1
     dtype, device = wav.dtype, wav.device
     wav = wav.reshape(-1, wav.shape[-1]).to(torch.float32)

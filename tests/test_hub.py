@@ -356,3 +356,78 @@ def test_catalog_refuses_a_branch_revision():
     entry = dict(json.loads((embedded_prior_path().parent / "catalog.json").read_text())["priors"][0], revision="main")
     with pytest.raises(PriorLoadError, match="must pin a tag or commit"):
         catalog.parse_catalog(json.dumps({"format": 1, "priors": [entry]}))
+
+
+# --- cache errors (issue 22): a cache that cannot be written, damaged cached files --------------------
+
+
+def _truncate(path, size=500):
+    with open(os.path.realpath(path), "r+b") as f:  # the blob behind the snapshot's link
+        f.truncate(size)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_truncated_cached_file_is_fetched_again_when_the_hub_answers(online, name, tiny_prior):
+    folder = sips.prior.download_prior(TINY, revision="v1")
+    _truncate(folder / name, 500 if name.endswith("safetensors") else 20)
+    prior = sips.load_prior(TINY, revision="v1")
+    assert _same(_weights(prior), _weights(tiny_prior))
+    assert sips.ScorePrior.from_pretrained(folder).config == tiny_prior.config  # the cache is whole again
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_truncated_cached_file_without_the_hub_says_force_download(online, monkeypatch, name):
+    folder = sips.prior.download_prior(TINY, revision="v1")
+    _truncate(folder / name, 500 if name.endswith("safetensors") else 20)
+    _closed_hub(monkeypatch)
+    with pytest.raises(sips.CorruptPriorError, match=r"sips download sips-test/tiny@v1 --force-download") as info:
+        sips.load_prior(f"{TINY}@v1")
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(sips.CorruptPriorError, match="--force-download"):
+        sips.load_prior(TINY, revision="v1")
+
+
+def test_cli_download_fetches_a_truncated_cached_file_again(hub_server, tmp_path):
+    env = {"HF_ENDPOINT": hub_server.url, "HF_HUB_CACHE": str(tmp_path / "cache")}
+    first = _cli(["download", TINY, "--revision", "v1"], env, tmp_path)
+    folder = first.stdout.strip().splitlines()[-1]
+    _truncate(os.path.join(folder, "model.safetensors"))
+    again = _cli(["download", TINY, "--revision", "v1"], env, tmp_path)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == folder, again.stderr
+    assert os.path.getsize(os.path.join(folder, "model.safetensors")) > 500
+
+
+def test_a_cache_that_cannot_be_written_is_one_sentence_naming_the_setting(online, tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(sips.HubCacheError, match=r"cache .*/file/cache cannot be written \(Not a directory\); pass"):
+        sips.load_prior(TINY, cache_dir=tmp_path / "file" / "cache")
+    real_mkdir = pathlib.Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if str(self).startswith(str(online)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    monkeypatch.setattr(os, "makedirs", lambda path, *a, **k: read_only(pathlib.Path(path)))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    with pytest.raises(sips.HubCacheError, match=r"\(Read-only file system\); set HF_HOME to a writable folder"):
+        sips.load_prior(TINY)
+
+
+@pytest.mark.parametrize("variable", ["HF_HOME", "HF_HUB_CACHE"])
+def test_cli_with_a_cache_that_cannot_be_written_exits_2(hub_server, tmp_path, variable):
+    from conftest import speech_like, write_wav
+
+    write_wav(tmp_path / "in.wav", speech_like(0.5).numpy())
+    (tmp_path / "file").write_text("not a folder")
+    env = {"HF_ENDPOINT": hub_server.url, variable: str(tmp_path / "file" / "cache")}
+    for args in (["download", TINY], ["refine", "in.wav", "-o", "out", "--prior", TINY]):
+        done = _cli(args, env, tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "cannot be written (Not a directory)" in lines[0] and f"set {variable}" in lines[0], lines
