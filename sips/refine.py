@@ -574,13 +574,19 @@ def _sample_windows(
     """Normalised windows ``mix [G, B, W]``, ``est [G, B, K, W]`` -> refined ``[G, B, K, W]``, and
     with ``options.uncertainty`` the members' disagreement per sample ``[G, B, K, W]``.
 
-    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``; ``on_step`` is the sampler's callback."""
+    ``seeds[m][g]`` seeds ensemble member ``m`` of window ``g``; ``on_step`` is the sampler's callback.
+    The refined window is ``decode(x) + (x_hat - decode(E(x_hat)))``: what the encoder drops from the
+    estimate (its DC bin, which the prior never models) is kept, so a final state equal to the
+    target ``E(x_hat)`` gives back the estimate itself."""
     groups, batch, n_src, size = est.shape
     members = options.ensemble
     trajectories = groups * batch * n_src
     y = spectral.encode(mix.reshape(groups * batch, size).to(run_device))
     y = y.repeat_interleave(n_src, dim=0)  # one trajectory per source, window-major
-    target = spectral.encode(est.reshape(trajectories, size).to(run_device))
+    flat = est.reshape(trajectories, size).to(run_device)
+    target = spectral.encode(flat)
+    # what the encoder cannot represent (the DC bin, which it drops) stays the estimate's
+    unmodelled = flat - spectral.decode(target, length=size)
     y, frames = spectral.pad_frames(y, prior.config.frame_multiple)
     target, _ = spectral.pad_frames(target, prior.config.frame_multiple)
     if members > 1:  # member-major copies of every trajectory
@@ -605,7 +611,7 @@ def _sample_windows(
         x = spectral.crop_frames(x.float(), frames).reshape(members, trajectories, *x.shape[1:-1], frames)
         spread = x.std(0, unbiased=False).mean(dim=(1, 2)) if options.uncertainty else None  # [N, frames]
         combined = x[0] if members == 1 else x.mean(0) if options.ensemble_reduce == "mean" else x.median(0).values
-        out = spectral.decode(combined, length=size)
+        out = spectral.decode(combined, length=size) + unmodelled
     if spread is not None:
         nearest = ((torch.arange(size, device=spread.device) + spectral.HOP // 2) // spectral.HOP).clamp(max=frames - 1)
         spread = spread[:, nearest].reshape(groups, batch, n_src, size)

@@ -56,7 +56,7 @@ def test_any_rate_any_predictor_rate(small_prior, rate, native):
     """Every pairing keeps the input's length; the predictor sees its own rate's length."""
     mixture = mixture_at(rate)
     pred = RecordingPredictor(native)
-    out = sips.refine(pred, mixture, sample_rate=rate, prior=small_prior, steps=2)
+    out = sips.refine(pred, mixture, sample_rate=rate, prior=small_prior, steps=3)
     assert out.shape == (1, mixture.shape[-1])
     assert torch.isfinite(out).all()
     expected = int(np.ceil(mixture.shape[-1] * native / rate))
@@ -80,7 +80,7 @@ def test_prior_off_estimates_at_48k(small_prior):
     estimate = RecordingPredictor(48000)(mixture[None])[0]
     off = sips.refine_estimates(estimate, mixture, sample_rate=48000, prior=small_prior, strength=0)
     torch.testing.assert_close(off, estimate, rtol=0, atol=1e-6)
-    on = sips.refine_estimates(estimate, mixture, sample_rate=48000, prior=small_prior, steps=2)
+    on = sips.refine_estimates(estimate, mixture, sample_rate=48000, prior=small_prior, steps=3)
     diff = (on - estimate)[0].numpy()
     assert band_energy_db(diff, 48000, 100, 7000) > band_energy_db(diff, 48000, 8500, 24000) + 40
 
@@ -104,7 +104,7 @@ def test_predictor_below_the_file_rate_leaves_the_upper_band_empty(small_prior):
     mixture = mixture_at(48000) + 0.05 * torch.randn(
         mixture_at(48000).shape, generator=torch.Generator().manual_seed(3)
     )
-    out = sips.refine(RecordingPredictor(16000), mixture, sample_rate=48000, prior=small_prior, steps=2)[0].numpy()
+    out = sips.refine(RecordingPredictor(16000), mixture, sample_rate=48000, prior=small_prior, steps=3)[0].numpy()
     assert band_energy_db(mixture.numpy(), 48000, 9000, 24000) - band_energy_db(out, 48000, 9000, 24000) > 60
 
 
@@ -112,7 +112,7 @@ def test_upper_band_kept_by_a_48k_predictor(small_prior):
     """The estimate's 12 kHz tone survives refinement at 48 kHz (9-13 kHz energy within 0.1 dB)."""
     mixture = mixture_at(48000)
     pred = RecordingPredictor(48000)
-    out = sips.refine(pred, mixture, sample_rate=48000, prior=small_prior, steps=2)[0].numpy()
+    out = sips.refine(pred, mixture, sample_rate=48000, prior=small_prior, steps=3)[0].numpy()
     est = pred(mixture[None])[0, 0].numpy()
     assert abs(band_energy_db(out, 48000, 9000, 13000) - band_energy_db(est, 48000, 9000, 13000)) < 0.1
 
@@ -121,8 +121,8 @@ def test_sixteen_khz_predictor_on_other_rates_matches_manual_resampling(small_pr
     """A 16 kHz predictor on a 22.05 kHz mixture: the same as resampling to 16 kHz, refining, and back."""
     mixture = mixture_at(22050)
     pred = RecordingPredictor(16000)
-    out = sips.refine(pred, mixture, sample_rate=22050, prior=small_prior, steps=2)
-    at16 = sips.refine(pred, bands.resample(mixture, 22050, 16000), prior=small_prior, steps=2)
+    out = sips.refine(pred, mixture, sample_rate=22050, prior=small_prior, steps=3)
+    at16 = sips.refine(pred, bands.resample(mixture, 22050, 16000), prior=small_prior, steps=3)
     torch.testing.assert_close(out, bands.resample(at16, 16000, 22050, mixture.shape[-1]))
 
 
@@ -152,9 +152,9 @@ def test_file_layer_agrees_with_the_tensor_api(tmp_path, small_prior, rate):
     mixture = mixture_at(rate, 0.5)
     path = write_wav(tmp_path / "in.wav", mixture.numpy(), rate=rate, subtype="FLOAT")
     pred = RecordingPredictor(48000)
-    sips.files.refine_file(pred, path, tmp_path / "out.wav", prior=small_prior, steps=2)
+    sips.files.refine_file(pred, path, tmp_path / "out.wav", prior=small_prior, steps=3)
     got, got_rate = sf.read(tmp_path / "out.wav", dtype="float32")
-    want = sips.refine(pred, mixture, sample_rate=rate, prior=small_prior, steps=2)[0].numpy()
+    want = sips.refine(pred, mixture, sample_rate=rate, prior=small_prior, steps=3)[0].numpy()
     assert got_rate == rate and got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=2e-5)
 
@@ -175,9 +175,9 @@ def test_estimate_files_at_48k_keep_their_upper_band(tmp_path, small_prior):
     estimate = RecordingPredictor(rate)(mixture[None])[0, 0]
     mix_path = write_wav(tmp_path / "in.wav", mixture.numpy(), rate=rate, subtype="FLOAT")
     est_path = write_wav(tmp_path / "est.wav", estimate.numpy(), rate=rate, subtype="FLOAT")
-    sips.files.refine_estimate_files([est_path], mix_path, tmp_path / "out.wav", prior=small_prior, steps=2)
+    sips.files.refine_estimate_files([est_path], mix_path, tmp_path / "out.wav", prior=small_prior, steps=3)
     got, _ = sf.read(tmp_path / "out.wav", dtype="float32")
-    want = sips.refine_estimates(estimate, mixture, sample_rate=rate, prior=small_prior, steps=2)[0].numpy()
+    want = sips.refine_estimates(estimate, mixture, sample_rate=rate, prior=small_prior, steps=3)[0].numpy()
     np.testing.assert_allclose(got, want, atol=2e-5)
     assert abs(band_energy_db(got, rate, 9000, 13000) - band_energy_db(estimate.numpy(), rate, 9000, 13000)) < 0.1
 
@@ -197,7 +197,7 @@ def test_long_input_is_windowed_at_the_predictor_rate(small_prior):
 def test_postprocess_at_the_predictor_rate(small_prior):
     mixture = mixture_at(44100)
     pred = RecordingPredictor(48000)
-    out = sips.refine(pred, mixture, sample_rate=44100, prior=small_prior, steps=2, postprocess=True)
+    out = sips.refine(pred, mixture, sample_rate=44100, prior=small_prior, steps=3, postprocess=True)
     assert out.shape == (1, mixture.shape[-1]) and torch.isfinite(out).all()
     assert len(pred.lengths) == 2  # the predictor ran again on the output
 

@@ -55,11 +55,10 @@ def test_overlap_add_returns_the_estimate_when_the_prior_is_silent(zero_prior):
     # the estimate of the first window must come back exactly in the part no other window covers
     starts = chunks.window_starts(len(mixture), int(0.7 * RATE), int(0.2 * RATE))
     head = predictor(mixture[None, : int(0.7 * RATE)])[0]
-    head = sips.spectral.decode(sips.spectral.encode(head), length=head.shape[-1])  # the round trip drops DC
     assert torch.allclose(out[:, : starts[1]], head[:, : starts[1]], atol=1e-5)
     # a predictor without context (a gain): the cross-faded whole is the estimate everywhere
     gain = sips.refine(lambda x: 0.7 * x, mixture, prior=zero_prior, steps=3, chunk_seconds=0.7, overlap_seconds=0.2)
-    expected = sips.spectral.decode(sips.spectral.encode(0.7 * mixture[None]), length=len(mixture))[0]
+    expected = 0.7 * mixture[None]
     assert float(si_sdr(gain[0], expected)) > 40
 
 

@@ -86,7 +86,7 @@ def test_file_layer_postprocess(tmp_path, small_prior, wiener):
 
 def test_cli_postprocess(tmp_path, prior_dir, wiener):
     src = write_wav(tmp_path / "in" / "x.wav", noisy(speech_like(0.5), 5.0).numpy(), subtype="FLOAT")
-    args = ["refine", str(src), "--prior", str(prior_dir), "--steps", "2"]
+    args = ["refine", str(src), "--prior", str(prior_dir), "--steps", "2", "--predictor", "wiener"]
     assert main([*args, "-o", str(tmp_path / "plain")]) == 0
     assert main([*args, "-o", str(tmp_path / "post"), "--postprocess"]) == 0
     refined = torch.from_numpy(sf.read(tmp_path / "plain" / "x.wav", dtype="float32")[0])
