@@ -641,6 +641,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=(*METRIC_GROUPS, "none"),
         default=None,
+        metavar="GROUP",
         help="scores per file: si_sdr pesq estoi (need --reference), dnsmos, quality (the prior's), or none; "
         "default all that can run",
     )
