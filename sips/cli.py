@@ -629,8 +629,17 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "listener downloads. With --ratings, summarise listeners' ratings files instead.",
     )
     p.add_argument("dirs", nargs="*", metavar="DIR", help="one folder per system, files with the same relative names")
-    p.add_argument("-o", "--out", default=None, help="the report folder (new, empty, or an earlier report)")
-    p.add_argument("--reference", default=None, help="folder of clean references named like the outputs")
+    p.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="the report folder: new, empty, or an earlier report (replaced); no default, required with DIR",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="folder of clean references named like the outputs; default none (no SI-SDR, PESQ, ESTOI)",
+    )
     p.add_argument("--names", nargs="+", default=None, help="a name per folder; default the folder names")
     p.add_argument("--limit", type=_COUNT, default=None, help="show this many files, drawn with --seed; default all")
     p.add_argument("--seed", type=_NATURAL, default=0, help="seed of --limit, the blind order and the prior's probes")
@@ -648,7 +657,13 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", default="opus", choices=tuple(AUDIO_FORMATS), help="the page's audio format")
     p.add_argument("--prior", default=None, help="prior of the quality score; default the embedded prior")
     p.add_argument("--device", default=None, help=_DEVICE_HELP)
-    p.add_argument("--ratings", nargs="+", metavar="FILE", default=None, help="summarise these ratings files")
+    p.add_argument(
+        "--ratings",
+        nargs="+",
+        metavar="FILE",
+        default=None,
+        help="summarise these ratings files (JSON or CSV, as the page saves them); default none",
+    )
     p.add_argument("--csv", default=None, help="with --ratings: write the summary here; default none")
     _add_quiet(p)
     p.set_defaults(func=_run_report)
