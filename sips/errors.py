@@ -54,6 +54,11 @@ class AdapterError(SipsError):
     """A predictor adapter is unknown, registered twice, or misbehaves."""
 
 
+class ReportError(SipsError):
+    """The inputs of a listening report do not fit together (no file in common, two files of one
+    name), or a ratings file is unreadable or malformed."""
+
+
 class MissingDependencyError(SipsError):
     """An optional dependency is needed for this feature but not installed."""
 

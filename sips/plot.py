@@ -1,5 +1,6 @@
-"""Pictures (optional extra ``sips-prior[plot]``: matplotlib): spectrograms side by side, the
-quality-vs-network-calls curve, and an ensemble's disagreement over the refined spectrogram."""
+"""Pictures (optional extra ``sips-prior[plot]``: matplotlib): spectrograms side by side (one
+figure, or one bare image per signal for web pages), the quality-vs-network-calls curve, and an
+ensemble's disagreement over the refined spectrogram."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def _log_spectrogram(x, n_fft: int, hop: int) -> np.ndarray:
     return 20 * torch.log10(mag.clamp(min=1e-10)).numpy()
 
 
+def _shared_scale(signals: Mapping[str, torch.Tensor | np.ndarray], n_fft: int, hop: int):
+    """``({name: dB spectrogram [F, N]}, top)``: the spectrograms and their common maximum in dB."""
+    if not signals:
+        raise ValueError("spectrograms needs at least one signal")
+    specs = {name: _log_spectrogram(x, n_fft, hop) for name, x in signals.items()}
+    return specs, max(float(s.max()) for s in specs.values())
+
+
 def _show(ax, spec: np.ndarray, hop: int, sample_rate: int, top: float, floor_db: float, cmap: str):
     """Draw a dB spectrogram on ``ax`` with time (s) and frequency (kHz) axes; returns the image."""
     seconds = spec.shape[1] * hop / sample_rate
@@ -68,10 +77,7 @@ def spectrograms(
     matplotlib figure; with ``path`` it is also written (PNG, SVG, PDF by suffix).
     """
     plt = _pyplot()
-    if not signals:
-        raise ValueError("spectrograms needs at least one signal")
-    specs = {name: _log_spectrogram(x, n_fft, hop) for name, x in signals.items()}
-    top = max(float(s.max()) for s in specs.values())
+    specs, top = _shared_scale(signals, n_fft, hop)
     fig, axes = plt.subplots(1, len(specs), figsize=(3.2 * len(specs), 3.0), sharey=True, squeeze=False)
     for ax, (name, spec) in zip(axes[0], specs.items(), strict=True):
         image = _show(ax, spec, hop, sample_rate, top, floor_db, "magma")
@@ -82,6 +88,52 @@ def spectrograms(
     if title:
         fig.suptitle(title, y=1.05)
     return _save(fig, path)
+
+
+def spectrogram_images(
+    signals: Mapping[str, torch.Tensor | np.ndarray],
+    *,
+    n_fft: int = 512,
+    hop: int = 128,
+    floor_db: float = -80.0,
+    max_columns: int = 600,
+    cmap: str = "magma",
+    format: str = "png",
+) -> tuple[dict[str, bytes], float]:
+    """One bare image per signal (no axes: frequency up, time to the right), all on one colour scale.
+
+    The scale is that of :func:`spectrograms`: its top is the loudest bin of any of the signals (dB),
+    its bottom ``floor_db`` below. For web pages, where each signal sits in its own cell. An image
+    is ``n_fft // 2 + 1`` pixels high and at most ``max_columns`` wide: longer spectrograms keep
+    the maximum of each group of neighbouring frames, so short events stay visible.
+
+    Args:
+        signals: ``{name: [T] signal}`` (all at one sample rate).
+        format: an image format matplotlib writes without extras (``png``) or through Pillow (``jpeg``).
+
+    Returns:
+        ``({name: encoded image}, top in dB)``.
+
+    Raises:
+        ValueError: no signal.
+        MissingDependencyError: matplotlib is not installed.
+    """
+    _pyplot()  # the error that names the extra, before matplotlib.image is imported
+    import io
+
+    from matplotlib import image
+
+    specs, top = _shared_scale(signals, n_fft, hop)
+    images = {}
+    for name, spec in specs.items():
+        group = -(-spec.shape[1] // max_columns)
+        if group > 1:
+            pad = -spec.shape[1] % group
+            spec = np.pad(spec, ((0, 0), (0, pad)), mode="edge").reshape(spec.shape[0], -1, group).max(-1)
+        buffer = io.BytesIO()
+        image.imsave(buffer, spec, vmin=top + floor_db, vmax=top, cmap=cmap, origin="lower", format=format)
+        images[name] = buffer.getvalue()
+    return images, top
 
 
 def nfe_curve(

@@ -37,3 +37,24 @@ def test_uncertainty_overlay(tmp_path):
     assert len(lines) == 2 and np.allclose(lines[0].get_ydata(), curve)
     assert lines[0].get_xdata()[-1] == (frames - 1) * 128 / 16000
     assert (tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_spectrogram_images_share_one_scale_and_cap_their_width():
+    import io
+
+    from matplotlib import image
+
+    from sips.plot import spectrogram_images
+
+    loud = speech_like(2.0)
+    quiet = 0.01 * loud
+    pictures, top = spectrogram_images({"loud": loud, "quiet": quiet}, max_columns=100)
+    shown = {name: image.imread(io.BytesIO(data), format="png") for name, data in pictures.items()}
+    assert shown["loud"].shape[:2] == (257, 84)  # 251 frames kept as the maxima of groups of 3
+    brightness = {name: float(rgba[..., :3].mean()) for name, rgba in shown.items()}
+    assert brightness["loud"] > 2 * brightness["quiet"]  # 40 dB quieter: darker on the shared scale
+    alone, top_alone = spectrogram_images({"quiet": quiet})
+    assert top_alone == pytest.approx(top - 40, abs=0.01) and alone["quiet"] != pictures["quiet"]
+    assert spectrogram_images({"x": loud}, format="jpeg")[0]["x"][:2] == b"\xff\xd8"
+    with pytest.raises(ValueError, match="at least one"):
+        spectrogram_images({})
