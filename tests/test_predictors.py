@@ -141,3 +141,20 @@ def test_wrapped_callable_with_wrong_output_is_an_error():
         sips.as_predictor(lambda x: x[0])(torch.ones(2, 8))
     with pytest.raises(AdapterError, match="callable"):
         sips.as_predictor(42)
+
+
+def test_default_predictor_is_the_best_installed(monkeypatch, capsys):
+    """`sips refine` without --predictor: the first installed of sips.defaults.PREDICTORS (ranked by
+    measurement), wiener when no enhancer distribution is installed; `sips predictors` marks it."""
+    from sips import predictors
+    from sips.cli import main
+    from sips.defaults import PREDICTORS
+
+    monkeypatch.setattr(predictors, "available_adapters", lambda: ["convtasnet", "gtcrn", "rnnoise", "wiener"])
+    assert predictors.default_predictor_name() == "gtcrn"
+    monkeypatch.setattr(predictors, "available_adapters", lambda: ["semamba", "wiener"])
+    assert predictors.default_predictor_name() == "wiener" == PREDICTORS[-1]
+    monkeypatch.undo()
+    assert main(["predictors"]) == 0
+    marked = [line for line in capsys.readouterr().out.splitlines() if "(default of sips refine)" in line]
+    assert len(marked) == 1 and marked[0].split()[0] == predictors.default_predictor_name()
