@@ -3,7 +3,8 @@
     python benchmarks/sweep.py CORPUS [--items 16] [--seconds 4] [--configs euler:8 heun:4 euler:5:0.3:2 ...]
         [--predictors deepfilternet gtcrn convtasnet] [--rescale none gain] [--plots DIR] [--json F] [--threads N]
 
-A config is ``method:steps[:kappa[:ensemble[:strength]]]``. Every config refines the same items: the
+A config is ``method:steps[:kappa[:ensemble[:strength]]]``. The predictor ``oracle`` hands the
+clean reference in as the estimate: how far refinement moves a perfect estimate. Every config refines the same items: the
 held-out *validation* voices (``sips.corpus.VALID_VOICES``, never the test voices), enhancement
 with test noise at -5..15 dB for an enhancer, two-voice mixtures for a separator (as in
 bench.py). For each config and rescaling mode the script prints the mean of each metric and the
@@ -75,11 +76,16 @@ def main() -> None:
     length = int(args.seconds * 16000)
     everything: dict = {}
     for name in args.predictors:
-        predictor = sips.load_predictor(name)
-        make = enhancement_set if predictor.n_src == 1 else separation_set
-        data = make(args.corpus, args.items, length, "valid")
-        raw = [predict(predictor, mix) for mix, _ in data]  # at the predictor's own rate, as sips runs it
-        modes = args.rescale if predictor.n_src == 1 else ["gain"]
+        if name == "oracle":  # the clean reference handed in as the estimate: how far refinement moves it
+            data = enhancement_set(args.corpus, args.items, length, "valid")
+            raw, n_src = [ref for _, ref in data], 1
+        else:
+            predictor = sips.load_predictor(name)
+            n_src = predictor.n_src
+            make = enhancement_set if n_src == 1 else separation_set
+            data = make(args.corpus, args.items, length, "valid")
+            raw = [predict(predictor, mix) for mix, _ in data]  # at the predictor's own rate, as sips runs it
+        modes = args.rescale if n_src == 1 else ["gain"]
         for mode in modes:
             estimates = [scaling.rescale(est, mix, mode) for est, (mix, _) in zip(raw, data, strict=True)]
             base = [score_sources(est, ref, args.metrics) for est, (_, ref) in zip(estimates, data, strict=True)]
