@@ -165,6 +165,12 @@ def test_no_training_recipe_sees_a_held_out_voice():
         script = (root / recipe).read_text()
         trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
         assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained), recipe
+    # issue 21's campaign also trains on GPL-licensed game voices (not publishable as they are), never
+    # on a held-out voice: the Tux Paint voices of TEST_VOICES / VALID_VOICES are validation only
+    script = (root / "priors/sips-cpu-16k/campaign.sh").read_text()
+    trained = re.findall(r"clean/\$split/(\w+)_\*", script)
+    assert set(trained) == {"festvox_ru", "asterisk", "fillets", "nexuiz"}
+    assert not any(v.startswith(tuple(trained)) for v in held_out)
 
 
 def test_fit_with_workers_ema_and_snapshots(tmp_path):
