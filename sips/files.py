@@ -12,6 +12,12 @@ peak of :data:`sips.audio.LIMIT_PEAK`, with a one-line :class:`~sips.errors.Clip
 end: each is written to a temporary file beside its target and renamed only when all are
 complete (:func:`sips._atomic.atomic_paths`), so an interruption leaves no partial output. Peak memory depends on the window, not on
 the file's length.
+
+A predictor at another rate than the prior's (DeepFilterNet3, RNNoise: 48 kHz), or estimate files
+at another rate, go the same way as :func:`sips.refine.refine_across_rates`, file by file: the input
+is converted once to the predictor's rate as well, the predictor's windows are cross-faded into
+float files there, resampled to the prior's rate and refined; above the prior's rate the output is
+the estimate at the file's rate plus the upsampled correction (:func:`sips.bands.join`).
 """
 
 from __future__ import annotations
@@ -63,27 +69,27 @@ def output_paths(out_path: str | os.PathLike, n_src: int, layout: str = "suffix"
 
 
 class _Converted:
-    """A file converted to float32 at the model's rate in a temporary WAV, and what it was
-    (``file_rate``, ``file_frames``, ``subtype``)."""
+    """A file converted to float32 at ``rate`` Hz in a temporary WAV (``frames`` long, ``peak`` per
+    channel), and what the original was (``file_rate``, ``file_frames``, ``subtype``)."""
 
     def __init__(
-        self, path: Path, frames: int, channels: int, peak: np.ndarray, rate: int, file_frames: int, subtype: str
+        self,
+        path: Path,
+        frames: int,
+        channels: int,
+        peak: np.ndarray,
+        file_rate: int,
+        file_frames: int,
+        subtype: str,
+        rate: int,
     ):
-        self.path, self.frames, self.channels, self.peak = path, frames, channels, peak
-        self.file_rate, self.file_frames, self.subtype = rate, file_frames, subtype
-        self._rate = 0  # set by _convert: the rate of the converted samples
-
-    @property
-    def rate(self) -> int:
-        """The rate of the converted samples in Hz."""
-        return self._rate
+        self.path, self.frames, self.channels, self.peak, self.rate = path, frames, channels, peak, rate
+        self.file_rate, self.file_frames, self.subtype = file_rate, file_frames, subtype
 
     @classmethod
     def float_file(cls, path: Path, frames: int, channels: int, rate: int) -> _Converted:
         """A float file written here (an estimate at ``rate``) to be read like a converted input."""
-        done = cls(path, frames, channels, np.ones(channels), rate, frames, "FLOAT")
-        done._rate = rate
-        return done
+        return cls(path, frames, channels, np.ones(channels), rate, frames, "FLOAT", rate)
 
     def reader(self, stack: contextlib.ExitStack) -> Callable[[int, int], torch.Tensor]:
         """``(start, stop) -> [C, stop - start]`` (zero beyond the end)."""
@@ -151,9 +157,7 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
             f"{shown} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
             "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
         )
-    converted = _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype)
-    converted._rate = rate
-    return converted
+    return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype, rate)
 
 
 def _write_outputs(
