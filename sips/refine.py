@@ -154,16 +154,7 @@ def refine(
         out, spread = refine_across_rates(wav, rate, prior, options, predictor=predictor)
         return _result(out, spread, restore, options.uncertainty)
     mix = bands.resample(wav, rate, low)  # the mixture itself at the prior's rate
-    collect = _Collector()
-    refine_stream(
-        lambda a, b: mix[:, a:b],
-        mix.shape[-1],
-        peak_scale(mix),
-        collect,
-        predictor=predictor,
-        prior=prior,
-        options=options,
-    )
+    collect = _stream_in_memory(mix, prior, options, predictor=predictor)
     if rate == low:
         return collect.result(restore, options.uncertainty)
     spread = torch.cat(collect.spread, dim=-1) if collect.spread else None
@@ -232,17 +223,7 @@ def refine_estimates(
         check_options(options, rate)
         out, spread = refine_across_rates(wav, rate, prior, options, estimates=est)
         return _result(out, spread, restore, options.uncertainty)
-    collect = _Collector()
-    refine_stream(
-        lambda a, b: wav[:, a:b],
-        wav.shape[-1],
-        peak_scale(wav),
-        collect,
-        read_estimates=lambda a, b: est[..., a:b],
-        prior=prior,
-        options=options,
-    )
-    return collect.result(restore, options.uncertainty)
+    return _stream_in_memory(wav, prior, options, estimates=est).result(restore, options.uncertainty)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,6 +283,31 @@ def _result(out: torch.Tensor, per_sample: torch.Tensor | None, restore, uncerta
     length = per_sample.shape[-1]
     at_frames = (torch.arange(1 + length // spectral.HOP) * spectral.HOP).clamp(max=length - 1)
     return out, restore(per_sample[..., at_frames.to(per_sample.device)])
+
+
+def _stream_in_memory(
+    mix: torch.Tensor,
+    prior: ScorePrior | None,
+    options: RefineOptions,
+    *,
+    predictor: Predictor | None = None,
+    estimates: torch.Tensor | None = None,
+    rate: int | None = None,
+) -> _Collector:
+    """:func:`refine_stream` over a mixture ``[B, T]`` (and estimates ``[B, K, T]``) held in memory."""
+    collect = _Collector()
+    refine_stream(
+        lambda a, b: mix[:, a:b],
+        mix.shape[-1],
+        peak_scale(mix),
+        collect,
+        predictor=predictor,
+        read_estimates=None if estimates is None else (lambda a, b: estimates[..., a:b]),
+        prior=prior,
+        options=options,
+        rate=rate,
+    )
+    return collect
 
 
 def peak_scale(wav: torch.Tensor) -> torch.Tensor:
@@ -729,17 +735,8 @@ def refine_across_rates(
     est = _first_stage(bands.resample(wav, rate, native), native, options, predictor, estimates)
     mix_low = bands.resample(wav, rate, low)
     est_low = bands.resample(est, native, low, length=mix_low.shape[-1])
-    collect = _Collector()
     second = dataclasses.replace(options, rescale="none", postprocess=False)  # rescaled in stage one
-    refine_stream(
-        lambda a, b: mix_low[:, a:b],
-        mix_low.shape[-1],
-        peak_scale(mix_low),
-        collect,
-        read_estimates=lambda a, b: est_low[..., a:b],
-        prior=prior,
-        options=second,
-    )
+    collect = _stream_in_memory(mix_low, prior, second, estimates=est_low)
     refined_low = torch.cat(collect.blocks, dim=-1)
     spread = torch.cat(collect.spread, dim=-1) if collect.spread else None
     if rate > low:
@@ -761,20 +758,8 @@ def _first_stage(
     estimates: torch.Tensor | None,
 ) -> torch.Tensor:
     """The rescaled, cross-faded estimates ``[B, K, T]`` of ``mix [B, T]`` at ``rate`` (no prior)."""
-    collect = _Collector()
-    read = None if estimates is None else (lambda a, b: estimates[..., a:b])
     first = dataclasses.replace(options, uncertainty=False, postprocess=False)
-    refine_stream(
-        lambda a, b: mix[:, a:b],
-        mix.shape[-1],
-        peak_scale(mix),
-        collect,
-        predictor=predictor,
-        read_estimates=read,
-        prior=None,
-        options=first,
-        rate=rate,
-    )
+    collect = _stream_in_memory(mix, None, first, predictor=predictor, estimates=estimates, rate=rate)
     return torch.cat(collect.blocks, dim=-1)
 
 
