@@ -128,6 +128,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="stop (resumably) after this much wall time; default no limit",
     )
+    p.add_argument(
+        "--max-cpu-minutes",
+        type=_POSITIVE,
+        default=None,
+        help="stop (resumably) after this much CPU time of training steps in this process; default no limit",
+    )
     p.add_argument("--batch-size", type=_COUNT, default=8, help="segments per step and per process")
     p.add_argument("--segment-seconds", type=_POSITIVE, default=1.0, help="length of a training crop")
     p.add_argument("--lr", type=_POSITIVE, default=2e-3, help="peak learning rate")
@@ -165,8 +171,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-items", type=_COUNT, default=64, help="fixed validation crops")
     p.add_argument("--device", default="cpu", help="where the steps run, e.g. cuda")
     p.add_argument(
-        "--precision", default="fp32", choices=("fp32", "bf16"), help="fp32, or bf16 autocast (on an accelerator)"
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="fp32, or bf16 autocast (on a GPU, or a CPU with AVX512-BF16/AMX); default fp32",
     )
+    p.add_argument("--compile", action="store_true", help="run the training network through torch.compile")
     p.add_argument(
         "--workers", type=_NATURAL, default=0, help="processes preparing batches ahead (0: in the training loop)"
     )
@@ -210,6 +220,7 @@ def _run_train(args: argparse.Namespace) -> int:
         segment_samples=(frames - 1) * spectral.HOP,
         max_steps=args.steps,
         max_minutes=args.max_minutes,
+        max_cpu_minutes=args.max_cpu_minutes,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         decay_steps=args.decay_steps,
@@ -224,6 +235,7 @@ def _run_train(args: argparse.Namespace) -> int:
         valid_items=args.valid_items,
         device=args.device,
         precision=args.precision,
+        compile=args.compile,
         workers=args.workers,
         snapshot=args.snapshot,
         snapshot_minutes=args.snapshot_minutes,

@@ -52,13 +52,15 @@ class TrainConfig:
 
     ``segment_samples`` defaults to 127 hops (128 frames, one second at 16 kHz).
     ``lr`` is reached after ``warmup_steps`` and decays as ``1 / sqrt(step / decay_steps)`` once
-    ``step > decay_steps``. ``max_minutes`` stops the run (resumably) after that much wall time.
+    ``step > decay_steps``. ``max_minutes`` stops the run (resumably) after that much wall time,
+    ``max_cpu_minutes`` after that much CPU time of this process's training steps (validation
+    excluded; for comparing configurations at equal CPU cost on a busy machine).
     ``augment`` names an entry of :data:`sips.augment.AUGMENTATIONS` (``"none"`` or ``"voice"``:
     speed/pitch, tilt and EQ perturbation of every training crop). ``init`` is a prior (folder,
     catalog name or Hub id, as for :func:`sips.load_prior`) whose weights start a new run; its
     architecture must be the one trained. A run that has a checkpoint resumes from it instead.
-    ``device``/``precision`` (``"fp32"`` or ``"bf16"`` autocast)/``workers`` say where and how the
-    steps run; the batches (and so the result up to floating-point rounding) do not depend on
+    ``device``/``precision`` (``"fp32"`` or ``"bf16"`` autocast)/``compile`` (the training
+    network through ``torch.compile``)/``workers`` say where and how the steps run; the batches (and so the result up to floating-point rounding) do not depend on
     them. ``snapshot`` is a ``.safetensors`` file rewritten with the EMA weights every
     ``snapshot_minutes`` and at the end, in ``snapshot_dtype`` (``"float32"`` or ``"float16"``).
     """
@@ -70,6 +72,7 @@ class TrainConfig:
     segment_samples: int = 127 * spectral.HOP
     max_steps: int = 10_000
     max_minutes: float | None = None
+    max_cpu_minutes: float | None = None
     lr: float = 2e-3
     warmup_steps: int = 200
     decay_steps: int = 2_000
@@ -85,6 +88,7 @@ class TrainConfig:
     init: str | None = None
     device: str = "cpu"
     precision: str = "fp32"
+    compile: bool = False
     workers: int = 0
     snapshot: str | None = None
     snapshot_minutes: float = 1.0
@@ -109,7 +113,7 @@ class TrainConfig:
             raise OptionError(f"lr must be a positive number, got {self.lr!r}.")
         if not 0 <= self.ema < 1:
             raise OptionError(f"ema must be in [0, 1), got {self.ema!r}.")
-        for name in ("max_minutes", "snapshot_minutes"):
+        for name in ("max_minutes", "max_cpu_minutes", "snapshot_minutes"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise OptionError(f"{name} must be a positive number of minutes, got {value!r}.")
@@ -237,8 +241,12 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         state["valid_init"] = validator(ema)
 
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    if cfg.compile:
+        model = torch.compile(model)
     start_wall, start_cpu = time.time(), time.process_time()
     base_wall, base_cpu = state["wall_seconds"], state["cpu_seconds"]
+    state.setdefault("valid_cpu_seconds", 0.0)  # of cpu_seconds, those spent on validation
+    base_valid_cpu = state["valid_cpu_seconds"]
     last_snapshot = time.time()
 
     def save() -> None:
@@ -307,16 +315,30 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
 
         done = state["step"] >= cfg.max_steps
         stop = False
-        if cfg.max_minutes is not None:
-            elapsed = torch.tensor([time.time() - start_wall], device=device)
+        if cfg.max_minutes is not None or cfg.max_cpu_minutes is not None:
+            wall = time.time() - start_wall
+            cpu = time.process_time() - start_cpu - (state["valid_cpu_seconds"] - base_valid_cpu)
+            over = (cfg.max_minutes is not None and wall > cfg.max_minutes * 60) or (
+                cfg.max_cpu_minutes is not None and cpu > cfg.max_cpu_minutes * 60
+            )
+            flag = torch.tensor([float(over)], device=device)
             if world > 1:
-                dist.broadcast(elapsed, src=0)  # every rank stops at the same step
-            stop = float(elapsed) > cfg.max_minutes * 60
+                dist.broadcast(flag, src=0)  # every rank stops at the same step
+            stop = bool(flag.item())
         record = validator is not None and (state["step"] % cfg.valid_every == 0 or done or stop)
         if record:
+            train_cpu = base_cpu + time.process_time() - start_cpu - state["valid_cpu_seconds"]
+            v_cpu = time.process_time()
             v_loss, v_mse = validator(ema)
+            state["valid_cpu_seconds"] += time.process_time() - v_cpu
             state["history"].append(
-                {"step": state["step"], "train_loss": last_loss, "valid_loss": v_loss, "valid_mse": v_mse}
+                {
+                    "step": state["step"],
+                    "train_loss": last_loss,
+                    "valid_loss": v_loss,
+                    "valid_mse": v_mse,
+                    "train_cpu_seconds": train_cpu,
+                }
             )
             bar.write(f"step {state['step']}: train {last_loss:.4f}  valid loss {v_loss:.4f}  mse {v_mse:.4f}")
         if state["step"] % cfg.checkpoint_every == 0 or done or stop:
@@ -336,6 +358,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         "train_seconds_of_audio": bank.seconds,
         "valid_init": state["valid_init"],
         "valid_last": state["history"][-1] if state["history"] else None,
+        "history": state["history"],
     }
     if rank == 0:
         write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -192,6 +192,30 @@ def test_bf16_steps_and_float16_snapshots(tmp_path, speech_dir):
         torch.testing.assert_close(prior.state_dict()[key], value, rtol=1e-3, atol=1e-4)
 
 
+def test_cpu_budget_stops_resumably_and_the_history_records_training_cpu_time(tmp_path, speech_dir):
+    prior_cfg = sips.PriorConfig(**TINY)
+    first = train(_cfg(speech_dir, tmp_path / "run", 50, max_cpu_minutes=1e-9), prior_cfg)
+    assert first["step"] == 1  # over budget after the first step, validated and checkpointed there
+    assert [h["step"] for h in first["history"]] == [1]
+    second = train(_cfg(speech_dir, tmp_path / "run", 5), prior_cfg)
+    history = second["history"]
+    assert [h["step"] for h in history] == [1, 2, 4, 5]
+    seconds = [h["train_cpu_seconds"] for h in history]
+    assert all(b > a for a, b in zip(seconds, seconds[1:], strict=False))
+    assert seconds[-1] <= second["cpu_seconds"]  # validation's CPU time is left out
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["history"] == history
+
+
+@pytest.mark.slow
+def test_compiled_training_steps_match_eager_ones(tmp_path, speech_dir):
+    prior_cfg = sips.PriorConfig(**TINY)
+    eager = train(_cfg(speech_dir, tmp_path / "eager", 3), prior_cfg)
+    compiled = train(_cfg(speech_dir, tmp_path / "compiled", 3, compile=True), prior_cfg)
+    for a, b in zip(eager["history"], compiled["history"], strict=True):
+        assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-3, abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -201,6 +225,7 @@ def test_bf16_steps_and_float16_snapshots(tmp_path, speech_dir):
         ({"lr": float("nan")}, "lr must be a positive number"),
         ({"ema": 1.0}, r"ema must be in \[0, 1\)"),
         ({"max_minutes": 0}, "max_minutes must be a positive number"),
+        ({"max_cpu_minutes": -1.0}, "max_cpu_minutes must be a positive number"),
         ({"precision": "fp16"}, "Unknown precision 'fp16'"),
         ({"snapshot_dtype": "int8"}, "Unknown snapshot dtype 'int8'"),
         ({"device": "gpu"}, "The device 'gpu' is not available"),

@@ -2,7 +2,7 @@
 
     python adapters/asteroid/recipes/train_convtasnet.py CORPUS RUN_DIR [--size small|large]
         [--minutes 60] [--split files|voices] [--device cuda --precision bf16 --workers 4 --ema 0.999]
-        [--snapshot FILE.safetensors] [--export DIR]
+        [--snapshot FILE.safetensors] [--export DIR] [--voice-set permissive|wide]
 
 Two-speaker mixtures of different speakers (relative level -5..5 dB), permutation-invariant
 negative SI-SDR (in float32, also under bf16 autocast), validated on fixed mixtures (see
@@ -29,6 +29,26 @@ from sips.fit import add_recipe_options, fit, fit_options, recipe_snapshot, vali
 from sips.metrics import pit_si_sdr, si_sdr
 
 SOURCES = ["asterisk_en_US", "asterisk_fr_CA", "asterisk_ru_RU", "festvox_ru"]
+# Issue 21's wider voice set: festvox_ru (BSD-like) and GPL-2/GPL-2+ voices only (no CC-BY-SA
+# Asterisk prompts, so that the weights can carry one licence, GPL-2.0-only): the Fish Fillets
+# voices (cs, nl), the Nexuiz narrator, the Tux Paint voices that are not held out, Kajongg, and the
+# KLettres/KTuberling voice sets except the languages of the held-out Tux Paint voices (be, bg, ca,
+# da, el, fr, ro, ru, and uk), whose volunteers might be the same people.
+_KDE_KEPT = {
+    "klettres": ("ar", "cs", "de", "en", "he", "hu", "it", "lt", "nb", "nds", "nl", "pt_BR"),
+    "ktuberling": ("de", "en", "ga", "gl", "lt", "nl", "nn", "sl", "sr", "wa"),
+}
+WIDE_SOURCES = [
+    "festvox_ru",
+    "fillets_",
+    "nexuiz_",
+    "kajongg_",
+    "tuxpaint_en",
+    "tuxpaint_lt",
+    "tuxpaint_ml",
+    *(f"{game}_{lang}" for game, langs in _KDE_KEPT.items() for lang in langs),
+]
+VOICE_SETS = {"permissive": SOURCES, "wide": WIDE_SOURCES}
 _COMMON = dict(n_src=2, kernel_size=16, stride=8, sample_rate=16000)
 SIZES = {
     "small": dict(_COMMON, n_filters=128, n_blocks=6, n_repeats=2, bn_chan=64, hid_chan=128, skip_chan=64),
@@ -68,10 +88,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_recipe_options(p, minutes=60, steps=20000, batch=4, seconds=2.0)
     p.add_argument("--size", choices=sorted(SIZES), default="small", help="network size")
+    p.add_argument(
+        "--voice-set",
+        choices=sorted(VOICE_SETS),
+        default="permissive",
+        help="training voices: permissive (Asterisk + festvox_ru, the shipped default's) or wide (GPL voices)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     length = int(args.seconds * 16000)
-    train, valid_bank = recipe_banks(args.corpus, args.split, SOURCES, augment=args.augment, progress=not args.quiet)
+    sources = VOICE_SETS[args.voice_set]
+    train, valid_bank = recipe_banks(args.corpus, args.split, sources, augment=args.augment, progress=not args.quiet)
     g = torch.Generator().manual_seed(1234)
     valid = [
         valid_bank.two_speakers(n, int(args.valid_seconds * 16000), g) for n in valid_batch_sizes(args.valid_items)
