@@ -936,8 +936,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) or a bad option (2, one line already printed)
         return stop.code
+    from .errors import command_line_spelling
+
     try:
-        with _warnings_as_lines():
+        with _warnings_as_lines(), command_line_spelling():  # messages name --options, not Python arguments
             return args.func(args)
     except SipsError as err:
         _say(f"sips: error: {err}", file=sys.stderr)

@@ -35,7 +35,7 @@ import torch
 
 from . import audio, spectral
 from ._atomic import atomic_paths, check_file_target, failure_cause
-from .errors import AudioError, OptionError, OutputError
+from .errors import AudioError, OptionError, OutputError, spell
 from .predictors import Predictor
 from .prior import ScorePrior
 from .refine import RefineOptions, check_postprocess, default_prior, match_length, peak_scale, refine_stream
@@ -155,7 +155,7 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
     if not allow_clipping and info.subtype.startswith("PCM") and clipped > CLIP_FRACTION * total:
         raise AudioError(
             f"{shown} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
-            "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
+            f"pass {spell('allow_clipping', True)} to refine it anyway."
         )
     return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype, rate)
 

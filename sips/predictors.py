@@ -14,12 +14,14 @@ Adapters are found in two ways, both lazily:
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .errors import AdapterError
+from .arrays import accepts_numpy
+from .errors import AdapterError, named
 
 ENTRY_POINT_GROUP = "sips.adapters"
 DEFAULT_SAMPLE_RATE = 16000
@@ -40,7 +42,10 @@ BUILTIN_ADAPTERS = {
 
 @runtime_checkable
 class Predictor(Protocol):
-    """Something that enhances or separates: ``[B, T] -> [B, n_src, T']`` at ``sample_rate``."""
+    """Something that enhances or separates: ``[B, T] -> [B, n_src, T']`` at ``sample_rate``.
+
+    The built-in adapters also take a numpy ``[B, T]`` and then return a float32 numpy array, as
+    :func:`sips.refine` does (:func:`sips.arrays.accepts_numpy` gives any adapter that rule)."""
 
     sample_rate: int
     n_src: int
@@ -148,7 +153,11 @@ def load_predictor(name: str, **kwargs: Any) -> Predictor:
     try:
         predictor = factory(**kwargs)
     except TypeError as err:
-        raise AdapterError(f"Bad arguments for the predictor {name!r}: {err}.") from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        reason = str(err).rstrip(".")
+        if unexpected:  # named as the user gave it: --checkpoint in the sips command, checkpoint= in Python
+            reason = f"it takes no {named(unexpected[1])}"
+        raise AdapterError(f"Bad arguments for the predictor {name!r}: {reason}.") from None
     return as_predictor(predictor)
 
 
@@ -198,8 +207,9 @@ class CallablePredictor:
             return param.device if param is not None else None
         return None
 
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``[B, T] -> [B, n_src, T']``."""
+        """``[B, T] -> [B, n_src, T']`` (numpy in, numpy out)."""
         device = self.device
         if device is not None:
             mixture = mixture.to(device)

@@ -231,7 +231,7 @@ CASES = {
     "window-too-short": (
         lambda t: _good(t / "IN" / "x.wav"),
         ["refine", "IN/x.wav", "--chunk-seconds", "0.01"],
-        "chunk_seconds",
+        "--chunk-seconds 0.01 must exceed",
     ),
     "float16-on-cpu": (
         lambda t: _good(t / "IN" / "x.wav"),
@@ -399,12 +399,12 @@ OPTION_CASES = {
     "kappa-negative": ([*REFINE, "--kappa", "-1"], "--kappa: expected a number >= 0, got '-1'"),
     "kappa-nan": ([*REFINE, "--kappa", "nan"], "--kappa: expected a number >= 0, got 'nan'"),
     "method-unknown": ([*REFINE, "--method", "rk4"], "--method: invalid choice: 'rk4'"),
-    "heun-with-kappa": ([*REFINE, "--method", "heun", "--kappa", "0.3"], "use kappa=0 or method='euler'"),
+    "heun-with-kappa": ([*REFINE, "--method", "heun", "--kappa", "0.3"], "use --kappa 0 or --method euler"),
     "steps-zero": ([*REFINE, "--steps", "0"], "--steps: expected an integer >= 1, got '0'"),
     "steps-text": ([*REFINE, "--steps", "many"], "--steps: expected an integer >= 1, got 'many'"),
     "seed-negative": ([*REFINE, "--seed", "-1"], "--seed: expected an integer >= 0"),
     "chunk-negative": ([*REFINE, "--chunk-seconds", "-2"], "--chunk-seconds: expected a number >= 0"),
-    "overlap-too-long": ([*REFINE, "--chunk-seconds", "2", "--overlap-seconds", "3"], "overlap_seconds (3.0) must lie"),
+    "overlap-too-long": ([*REFINE, "--chunk-seconds", "2", "--overlap-seconds", "3"], "--overlap-seconds 3.0 must lie"),
     "chunk-batch-zero": ([*REFINE, "--chunk-batch", "0"], "--chunk-batch: expected an integer >= 1"),
     "n-src-zero": ([*REFINE, "--n-src", "0"], "--n-src: expected an integer >= 1"),
     "ensemble-without-kappa": ([*REFINE, "--ensemble", "4"], "--ensemble needs --kappa > 0"),

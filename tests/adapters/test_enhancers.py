@@ -349,7 +349,7 @@ def test_factory_arguments(tmp_path):
     _needs("nsnet2")
     with pytest.raises(AdapterError, match="takes no checkpoint"):
         sips.load_predictor("nsnet2", checkpoint="model.pth")
-    with pytest.raises(AdapterError, match="n_src must be 1"):
+    with pytest.raises(AdapterError, match="n_src=2 cannot be"):
         sips.load_predictor("nsnet2", n_src=2)
     with pytest.raises(AdapterError, match="Unknown NSNet2 model"):
         sips.load_predictor("nsnet2", model="8k")

@@ -354,7 +354,7 @@ def test_missing_or_damaged_files(tmp_path, tiny_kwargs):
         sips.load_predictor("ncsnpp", checkpoint=str(tmp_path / "list.pt"), config=tiny_kwargs)
     with pytest.raises(AdapterError, match="checkpoint="):
         sips.load_predictor("ncsnpp")
-    with pytest.raises(AdapterError, match="n_src must be 1"):
+    with pytest.raises(AdapterError, match="n_src=2 cannot be"):
         sips.load_predictor("ncsnpp", checkpoint="x.ckpt", n_src=2)
 
 
