@@ -806,21 +806,43 @@ def _run_priors(args: argparse.Namespace) -> int:
 
 
 def _add_predictors(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predictors", help="list the installed predictor adapters (names for refine --predictor)")
+    p = sub.add_parser(
+        "predictors",
+        help="list the predictor adapters (names for refine --predictor): task, rate, weights",
+        description="One row per adapter: its task (enhance or separate), native sample rate, whether its weights "
+        "are shipped or --checkpoint FILE is needed, and the distribution that installs it. Built-in adapters that "
+        "are not installed are listed too, with the pip command (nothing is imported to list them).",
+    )
     p.set_defaults(func=_run_predictors)
 
 
+_WEIGHTS = {"none": "none needed", "shipped": "shipped", "checkpoint": "--checkpoint FILE"}
+
+
 def _run_predictors(args: argparse.Namespace) -> int:
-    from .predictors import BUILTIN_ADAPTERS, adapter_distributions, default_predictor_name
+    from .predictors import BUILTIN_INFO, adapter_distributions, default_predictor_name
 
     found = adapter_distributions()
     default = default_predictor_name()
-    width = max(map(len, [*found, "name"]))
-    print(f"{'name':<{width}}  distribution")
-    for name, dist in found.items():
-        mark = "  (default of sips refine)" if name == default else ""
-        print(f"{name:<{width}}  {dist or 'registered in code'}{mark}")
-    missing = sorted({d for n, d in BUILTIN_ADAPTERS.items() if n not in found})
+    rows = [("name", "task", "rate", "weights", "distribution", "notes")]
+    for name in sorted(set(found) | set(BUILTIN_INFO)):
+        info = BUILTIN_INFO.get(name)
+        if info is None:  # a user's adapter: what it is is known only once it is built
+            task = rate = weights = "?"
+            note = ""
+        else:
+            task, weights, note = info.task, _WEIGHTS[info.weights], info.note
+            rate = f"{info.sample_rate / 1000:g} kHz" if info.sample_rate else "the model's"
+        if name in found:
+            where = found[name] or "registered in code"
+            note += "  (default of sips refine)" if name == default else ""
+        else:
+            where = f"not installed: pip install {info.distribution}"
+        rows.append((name, task, rate, weights, where, note.strip()))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    missing = sorted({i.distribution for n, i in BUILTIN_INFO.items() if n not in found})
     if missing:
         print(f"built-in adapters not installed: pip install {' '.join(missing)}", file=sys.stderr)
     return 0

@@ -254,7 +254,31 @@ def test_a_missing_builtin_adapter_names_its_distribution(tmp_path, monkeypatch,
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "comes with the distribution sips-semamba, which is not installed (pip install sips-semamba)" in line
     assert main(["predictors"]) == 0
-    assert "pip install sips-semamba" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "pip install sips-semamba" in captured.err
+    (row,) = [line for line in captured.out.splitlines() if line.startswith("semamba ")]
+    assert row.split()[:5] == ["semamba", "enhance", "16", "kHz", "shipped"]
+    assert "not installed: pip install sips-semamba" in row
+
+
+def test_predictors_lists_task_rate_and_weights_without_importing_adapters():
+    """Rows of the built-in adapters come from a table: listing them imports no adapter package."""
+    import subprocess
+
+    code = (
+        "import sys; from sips.cli import main; main(['predictors']); "
+        "print([m for m in sys.modules if m.startswith(('sips_', 'asteroid', 'onnxruntime', 'df'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[-1] == "[]"
+    header, *rows = lines[:-1]
+    assert header.split() == ["name", "task", "rate", "weights", "distribution", "notes"]
+    table = {r.split()[0]: r for r in rows}
+    assert "48 kHz" in table["deepfilternet"] and "enhance" in table["deepfilternet"]
+    assert "separate" in table["convtasnet"] and "shipped" in table["convtasnet"]
+    assert "--checkpoint FILE" in table["flexio"] and "--checkpoint FILE" in table["ncsnpp"]
+    assert "--checkpoint FILE" in table["asteroid"] and "none needed" in table["wiener"]
 
 
 def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:

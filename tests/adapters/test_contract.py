@@ -91,6 +91,23 @@ def predictor(request, tmp_path):
     return BUILDERS[request.param](tmp_path)
 
 
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_the_table_of_sips_predictors_is_true(name, tmp_path):
+    """`sips predictors` lists task, rate and weights from sips.predictors.BUILTIN_INFO without
+    importing anything; each installed adapter must be what that table says."""
+    info = sips.predictors.BUILTIN_INFO[name]
+    if info.weights == "checkpoint":
+        with pytest.raises(sips.AdapterError, match="checkpoint="):
+            sips.load_predictor(name)
+    built = BUILDERS[name](tmp_path)  # the shipped weights where there are any, else a tiny model
+    if info.sample_rate is not None:
+        assert built.sample_rate == info.sample_rate
+    if info.task == "enhance":
+        assert built.n_src == 1
+    elif info.task == "separate":
+        assert built.n_src > 1
+
+
 def _mixtures(batch=2, length=8001):
     return torch.stack([noisy(speech_like(length / 16000, seed=k), 5.0, seed=k + 1)[:length] for k in range(batch)])
 
