@@ -36,7 +36,7 @@ from . import bands, chunks, defaults, scaling, spectral
 from .arrays import ArrayLike
 from .arrays import as_tensor as _as_tensor
 from .checks import check_device, check_seed
-from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError, spell
+from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError, named, spell
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
@@ -380,11 +380,13 @@ def check_postprocess(predictor: Predictor | None, n_src: int | None = None) -> 
     ``n_src`` is the number of sources the predictor actually returned, where known."""
     if predictor is None:
         raise OptionError(
-            "postprocess runs the predictor on the refined signal, so it needs a predictor, not estimates."
+            f"{named('postprocess')} runs the predictor on the refined signal, so it needs a predictor, not estimates."
         )
     sources = predictor.n_src if n_src is None else n_src
     if sources != 1:
-        raise OptionError(f"postprocess applies to enhancement predictors only; this one separates {sources} sources.")
+        raise OptionError(
+            f"{named('postprocess')} applies to enhancement predictors only; this one separates {sources} sources."
+        )
 
 
 def refine_stream(

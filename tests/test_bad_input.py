@@ -354,7 +354,7 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
     written = []
     original = sips.files._write_all
 
-    def interrupted(sources, paths, rate, converted):
+    def interrupted(groups, converted, digest):
         if len(written) == 2:  # Ctrl-C while the third output is being written
             original_init = sf.SoundFile.write
 
@@ -363,11 +363,11 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
 
             monkeypatch.setattr(sf.SoundFile, "write", stop)
             try:
-                return original(sources, paths, rate, converted)
+                return original(groups, converted, digest)
             finally:
                 monkeypatch.setattr(sf.SoundFile, "write", original_init)
-        written.append(paths[0].name)
-        return original(sources, paths, rate, converted)
+        written.append(groups[0].paths[0].name)
+        return original(groups, converted, digest)
 
     monkeypatch.setattr(sips.files, "_write_all", interrupted)
     assert main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "2"]) == 130

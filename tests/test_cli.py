@@ -307,8 +307,9 @@ def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
 
 def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir):
-    """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal,
-    or with --quiet, only the written path is printed (checked on 3 s in 1 s windows, to be quick)."""
+    """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal the
+    written path and the one summary line are printed, with --quiet only the path (checked on 3 s in
+    1 s windows, to be quick)."""
     from sips.chunks import window_starts
 
     write_wav(tmp_path / "long.wav", noisy(speech_like(60.0), 10.0).numpy())
@@ -335,7 +336,9 @@ def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir)
     code, terminal, _ = _in_a_terminal(["refine", *short, "-o", str(tmp_path / "quiet"), "--quiet"])
     assert code == 0 and terminal.strip() == "", terminal
     plain = subprocess.run([str(SIPS), "refine", *short, "-o", str(tmp_path / "pipe")], capture_output=True, text=True)
-    assert plain.returncode == 0 and plain.stderr == "" and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
+    assert plain.returncode == 0 and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
+    (summary,) = plain.stderr.strip().splitlines()
+    assert summary.startswith("sips: refined 1 file (3.00 s of audio) with predictor ") and "RTF" in summary
     code, terminal, out = _in_a_terminal(["quality", str(tmp_path / "short.wav"), "--prior", str(prior_dir)])
     assert code == 0 and "quality:" in terminal and "/8 " in terminal, terminal  # 8 levels x 1 probe
     assert str(tmp_path / "short.wav") in out
