@@ -310,7 +310,7 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS["rescale"],
         choices=RESCALE_MODES,
         help="bring the estimates to the mixture's scale and sign before refining: gain (least-squares gains "
-        "per source), none, or auto (gain for separators; see the README); default auto",
+        "per source), none, or auto (gain for separators; see docs/python.md); default auto",
     )
     p.add_argument("--seed", type=_NATURAL, default=0, help="seed of the injected noise (kappa > 0); default 0")
     p.add_argument("--device", default=None, help=_DEVICE_HELP)
@@ -766,7 +766,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=("si_sdr", "pesq", "estoi", "dnsmos", "nisqa"),
         default=["si_sdr", "pesq", "estoi", "dnsmos"],
-        help="metrics to compute (nisqa needs local weights, see the README)",
+        help="metrics to compute (nisqa needs local weights, see docs/cli.md)",
     )
     _add_quiet(p)
     p.set_defaults(func=_run_eval)

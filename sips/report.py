@@ -32,7 +32,7 @@ preferences follow from them (which system a listener rated highest, and each pa
 Audio on the page is the mono mix of each file (as the metrics see it), at the file's rate. The
 default format is Ogg Opus at about 64 kbit/s (``--audio opus``), which Chromium, Firefox and
 Safari 17+ play; ``flac`` is lossless, ``wav`` plays everywhere. Measured on the 4.8 s example at
-16 kHz: WAV 256 kbit/s, FLAC 177 kbit/s, Opus 59-71 kbit/s at this setting (see the README).
+16 kHz: WAV 256 kbit/s, FLAC 177 kbit/s, Opus 59-71 kbit/s at this setting (see docs/report.md).
 
 Errors (one sentence each, :class:`sips.SipsError` subclasses; nothing is written): folders with no
 file in common (:class:`ReportError`), files of one name at different rates
