@@ -152,6 +152,19 @@ def test_estimates_across_rates_are_the_full_band_output_at_the_files_rate(rate,
     assert np.abs(error[inner]).max() < 2e-3
 
 
+def test_a_16khz_predictor_on_a_44khz_file_writes_its_estimate_at_44khz(tmp_path, prior_dir):
+    """The predictor at the prior's rate: the estimate is resampled back to the file's rate and
+    length like the refined output, and with --strength 0 the two are equal."""
+    _, mix = _mixture(0.5, rate=44100)
+    write_wav(tmp_path / "IN" / "x.wav", mix.numpy(), rate=44100, subtype="FLOAT")
+    args = [tmp_path / "IN" / "x.wav", "--predictor", "wiener", "--prior", prior_dir, "--strength", "0"]
+    assert _refine(tmp_path, *args, "-o", tmp_path / "OUT", "--write-estimates", tmp_path / "EST") == 0
+    estimate, est_rate = sf.read(tmp_path / "EST" / "x.wav", dtype="float32")
+    refined, _ = sf.read(tmp_path / "OUT" / "x.wav", dtype="float32")
+    assert est_rate == 44100 and estimate.shape == refined.shape == mix.shape
+    np.testing.assert_allclose(refined, estimate, atol=1e-5)
+
+
 def test_a_failed_write_leaves_neither_output_nor_estimate(tmp_path, prior_dir, monkeypatch, capsys):
     _, mix = _mixture()
     write_wav(tmp_path / "IN" / "x.wav", mix.numpy())
