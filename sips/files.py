@@ -481,9 +481,10 @@ def refine_file(
             raise OptionError(f"The estimate and the refined output would both be {audio.display(out_path)}.")
         _check_target(estimate_path, layout)
     low = prior.config.sample_rate
-    more = {"layout": layout, "estimate_path": estimate_path, "digest": provenance.file_digest(in_path)}
+    more = {"layout": layout, "estimate_path": estimate_path}
     with _work_folder() as folder:
         converted = _convert(Path(in_path), low, channels, folder, "mixture.wav", allow_clipping)
+        more["digest"] = provenance.file_digest(in_path)  # once the file has proved readable
         if predictor.sample_rate == low:
             return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor, **more)
         native = _convert(Path(in_path), predictor.sample_rate, channels, folder, "mixture-native.wav")
