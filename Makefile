@@ -24,12 +24,21 @@ $(VENV)/.runtime: pyproject.toml constraints.txt $(wildcard adapters/*/pyproject
 
 $(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install -c constraints.txt -e '.[dev]' $(ADAPTERS)
-	# NISQA's code (its weights stay local, see README); its own pins would replace torch, hence --no-deps
+	# NISQA's code (its weights stay local, see docs/cli.md); its own pins would replace torch, hence --no-deps
 	$(BIN)/pip install -c constraints.txt --no-deps nisqa
 	touch $@
 
+# The demo writes the refined file and the predictor's own output side by side, then says how to
+# compare them: the same commands as the README's quick start (tests/test_readme.py checks both).
 demo: $(VENV)/.runtime
-	$(BIN)/sips refine examples/noisy.wav -o out/
+	$(BIN)/sips refine examples/noisy.wav -o out/refined --write-estimates out/predictor
+	@echo "Compare: examples/noisy.wav (input), out/predictor/noisy.wav (the predictor alone), out/refined/noisy.wav (refined by sips)."
+	@echo "The example's voice was in the prior's training data (README, 'Quick start'). Score both against the clean reference:"
+	@echo "  $(BIN)/sips eval examples/clean.wav out/predictor/noisy.wav --metrics si_sdr"
+	@echo "  $(BIN)/sips eval examples/clean.wav out/refined/noisy.wav --metrics si_sdr"
+	@echo "Listen side by side, with a blind test:"
+	@echo "  $(BIN)/sips report examples/noisy.wav out/predictor/noisy.wav out/refined/noisy.wav --reference examples/clean.wav --names noisy predictor refined --metrics si_sdr -o out/report"
+	@echo "PESQ, ESTOI and DNSMOS too: run make test (or pip install 'sips-prior[eval]'), then leave out --metrics si_sdr."
 
 # The default test run leaves out the tests marked slow; CI runs them too (test-slow).
 test: $(VENV)/.dev chromium

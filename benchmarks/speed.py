@@ -78,7 +78,7 @@ def main() -> None:
     with torch.inference_mode():
         predictor(native[None, :rate])  # warm-up
         alone = _timed(lambda: predictor(native[None]))
-    pipeline = _timed(lambda: sips.refine(predictor, mixture, prior=prior, seed=0, **settings))
+    pipeline = _timed(lambda: sips.refine(predictor, mixture, sample_rate=16000, prior=prior, seed=0, **settings))
     print(f"predictor {name} alone ({rate} Hz): {alone:.2f} s, RTF {alone / args.seconds:.3f}")
     print(
         f"pipeline {name} + refinement: {pipeline:.2f} s, RTF {pipeline / args.seconds:.3f} "

@@ -84,8 +84,8 @@ __all__ = [
 
 # Loaded on first attribute access (they import optional or heavier dependencies, or are rarely needed).
 _LAZY_SUBMODULES = frozenset(
-    "audio augment catalog checks chunks corpus errors evaluate files fit hub interpolant metrics nets plot "
-    "predictors prior report sampler weights wiener".split()
+    "arrays audio augment catalog checks chunks corpus errors evaluate files fit hub interpolant metrics nets plot "
+    "predictors prior provenance report sampler weights wiener".split()
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,14 +128,16 @@ def load_mono(path: str | os.PathLike, rate: int) -> np.ndarray:
     return resample(audio.mean(axis=0), file_rate, rate)
 
 
-def scan(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
+def scan(
+    root: str | os.PathLike, exclude: str | os.PathLike | Sequence[str | os.PathLike] | None = None
+) -> tuple[list[Path], list[Path]]:
     """``(audio files, skipped files)`` under ``root`` (a file or a folder, searched recursively), sorted.
 
     A named file is always taken. In a folder, files whose extension names no format the installed
     libsndfile reads, and links whose target does not exist, are skipped (and returned, to be
     reported: :func:`skipped_note`); temporaries of interrupted writes
-    (:func:`sips._atomic.is_temporary`) are ignored, and so is the folder ``exclude`` with all it
-    holds (the output folder of a run, when it lies inside an input folder).
+    (:func:`sips._atomic.is_temporary`) are ignored, and so are the folder(s) ``exclude`` with all
+    they hold (the output folders of a run, when they lie inside an input folder).
     """
     root = Path(root)
     if root.is_file():
@@ -142,12 +145,12 @@ def scan(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> t
     if not root.is_dir():
         raise AudioError(f"No such file or folder: {display(root)}.")
     known = extensions()
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    if excluded is not None and not excluded.is_relative_to(root.resolve()):
-        excluded = None  # only a folder inside root is left out
+    folders = [] if exclude is None else [exclude] if isinstance(exclude, str | os.PathLike) else list(exclude)
+    inside = root.resolve()
+    excluded = [e for e in (Path(f).resolve() for f in folders) if e.is_relative_to(inside)]  # only folders inside root
     found, skipped = [], []
     for p in sorted(root.rglob("*")):
-        if is_temporary(p) or (excluded is not None and p.parent.resolve().is_relative_to(excluded)):
+        if is_temporary(p) or (excluded and any(p.parent.resolve().is_relative_to(e) for e in excluded)):
             continue
         if _dangling(p):
             skipped.append(p)

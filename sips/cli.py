@@ -322,7 +322,7 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS["rescale"],
         choices=RESCALE_MODES,
         help="bring the estimates to the mixture's scale and sign before refining: gain (least-squares gains "
-        "per source), none, or auto (gain for separators; see the README); default auto",
+        "per source), none, or auto (gain for separators; see docs/python.md); default auto",
     )
     p.add_argument("--seed", type=_NATURAL, default=0, help="seed of the injected noise (kappa > 0); default 0")
     p.add_argument("--device", default=None, help=_DEVICE_HELP)
@@ -357,14 +357,26 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
         choices=("suffix", "published"),
         help="separated sources as NAME_s1.wav, ... (suffix, default) or s1/NAME.wav, ... (published)",
     )
+    p.add_argument(
+        "--write-estimates",
+        default=None,
+        metavar="DIR",
+        help="also write the predictor's own output into DIR, named like the refined outputs, for comparing "
+        "(sips eval REF DIR, sips report ... DIR OUTDIR); default none",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
-    _add_quiet(p)
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown only when stderr is a terminal) and no summary line at the end",
+    )
     p.set_defaults(func=_run_refine)
 
 
-def _find_audio(inputs: Sequence[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
-    """(root, audio file) for every file named or found in a folder (not under ``exclude``, the
-    output folder); says once what was skipped."""
+def _find_audio(inputs: Sequence[str], exclude: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+    """(root, audio file) for every file named or found in a folder (not under the folders
+    ``exclude``, the output folders); says once what was skipped."""
     from .audio import display, scan, skipped_note
     from .errors import AudioError
 
@@ -383,16 +395,20 @@ def _find_audio(inputs: Sequence[str], exclude: Path | None = None) -> list[tupl
     return found
 
 
-def _collect_inputs(inputs: Sequence[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input file, path relative to the output folder) for every audio file named or found."""
+def _collect_inputs(inputs: Sequence[str], out_dir: Path, est_dir: Path | None = None) -> list[tuple[Path, Path]]:
+    """(input file, path relative to the output folder) for every audio file named or found (never
+    one in the output folder or the --write-estimates folder)."""
     from .audio import display
 
-    out_resolved = out_dir.resolve()
-    for item in inputs:
-        if Path(item).is_dir() and Path(item).resolve() == out_resolved:
-            raise OutputError(f"The output folder {display(out_dir)} is also an input; choose another -o.")
+    outputs = [(out_dir, "The output folder", "-o")] + (
+        [(est_dir, "The estimates' folder", "--write-estimates")] if est_dir else []
+    )
+    for folder, what, option in outputs:
+        for item in inputs:
+            if Path(item).is_dir() and Path(item).resolve() == folder.resolve():
+                raise OutputError(f"{what} {display(folder)} is also an input; choose another {option}.")
     pairs: dict[Path, Path] = {}
-    for root, f in _find_audio(inputs, out_dir):
+    for root, f in _find_audio(inputs, [folder for folder, _, _ in outputs]):
         rel = Path(f.name) if root.is_file() else f.relative_to(root)
         if rel in pairs and pairs[rel] != f:
             raise SipsError(
@@ -470,11 +486,15 @@ def _check_places(folders: Sequence[tuple[str | None, str]] = (), files: Sequenc
 
 
 def _run_refine(args: argparse.Namespace) -> int:
+    import os
+    import time
+
     import torch
     from tqdm.auto import tqdm
 
     from . import spectral
     from ._atomic import claim, remove_stale
+    from .audio import info
     from .files import refine_estimate_files, refine_file
     from .predictors import default_predictor_name, load_predictor
     from .prior import load_prior
@@ -509,16 +529,31 @@ def _run_refine(args: argparse.Namespace) -> int:
         raise OptionError(
             "--postprocess runs the predictor on the refined signal; use it with --predictor, not --estimates."
         )
+    if args.write_estimates and args.estimates:
+        raise OptionError(
+            "--write-estimates writes the predictor's output, and with --estimates there is no predictor: the "
+            "estimates are already in " + args.estimates + "."
+        )
     checked = {k: v for k, v in settings.items() if k not in ("channels", "allow_clipping", "layout")}
     check_options(RefineOptions(**{**checked, "device": args.device or "cpu"}), spectral.SAMPLE_RATE)
+    started = time.perf_counter()
     out_dir = _output_folder(args.out)
-    pairs = _collect_inputs(args.inputs, out_dir)
+    est_dir = _estimates_folder(args.write_estimates, out_dir)
+    pairs = _collect_inputs(args.inputs, out_dir, est_dir)
     inputs = {f.resolve() for f, _ in pairs}
     for _, rel in pairs:
         _safe_outputs(out_dir, rel, 1, inputs)
+        if est_dir is not None:
+            _safe_outputs(est_dir, rel, 1, inputs)
     import tempfile
 
-    _check_places([(out_dir, "the output folder (-o)"), (tempfile.gettempdir(), "the temporary folder (TMPDIR)")])
+    _check_places(
+        [
+            (out_dir, "the output folder (-o)"),
+            (est_dir, "the estimates' folder (--write-estimates)"),
+            (tempfile.gettempdir(), "the temporary folder (TMPDIR)"),
+        ]
+    )
     pairs, device, rank = _shard(sorted(pairs, key=lambda p: str(p[1])), args.device)
     settings.update(device=device, progress=_progress(args) and rank == 0)
     prior = load_prior(args.prior, device=device)
@@ -529,8 +564,10 @@ def _run_refine(args: argparse.Namespace) -> int:
         from .refine import check_postprocess
 
         check_postprocess(predictor)
+    loaded = time.perf_counter()
     failed: list[str] = []
     skipped = busy = 0
+    seconds = 0.0  # of audio refined
     bar = tqdm(pairs, desc="files", unit="file", disable=len(pairs) < 2 or not settings["progress"])
     for f, rel in bar:
         held = None
@@ -538,6 +575,8 @@ def _run_refine(args: argparse.Namespace) -> int:
             estimates = _estimate_files(Path(args.estimates), rel, args.layout) if predictor is None else []
             n_src = predictor.n_src if predictor is not None else len(estimates)
             expected = _safe_outputs(out_dir, rel, n_src, inputs, args.layout)
+            if est_dir is not None:
+                expected += _safe_outputs(est_dir, rel, n_src, inputs, args.layout)
             held = claim(expected[0])
             if held is None:  # another run on this -o refines this input now
                 busy += 1
@@ -549,7 +588,10 @@ def _run_refine(args: argparse.Namespace) -> int:
             if predictor is None:
                 written = refine_estimate_files(estimates, f, out_dir / rel, prior=prior, **settings)
             else:
-                written = refine_file(predictor, f, out_dir / rel, prior=prior, **settings)
+                estimate_path = est_dir / rel if est_dir is not None else None
+                written = refine_file(predictor, f, out_dir / rel, prior=prior, estimate_path=estimate_path, **settings)
+            head = info(f)
+            seconds += head.frames / head.samplerate
         except Exception as err:  # noqa: BLE001 - one file never stops a corpus run
             _say(f"sips: error: {_file_error(f, err)}", file=sys.stderr)
             failed.append(str(f))
@@ -563,6 +605,13 @@ def _run_refine(args: argparse.Namespace) -> int:
         print(f"skipped {skipped} input(s) whose outputs exist (--overwrite redoes them)", file=sys.stderr)
     if busy:
         _say(f"skipped {busy} input(s) that another sips run on {out_dir} is refining now", file=sys.stderr)
+    done = len(pairs) - len(failed) - skipped - busy
+    if done and not args.quiet:  # a run that refined nothing said why in its own lines (errors, skips)
+        what = f"estimates from {args.estimates}" if predictor is None else f"predictor {_predictor_name(args)}"
+        timing = (time.perf_counter() - started, loaded - started, time.perf_counter() - loaded)
+        line = _summary(done, len(failed), seconds, what, args, timing)
+        world = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun each process says what it did
+        _say(line if world == 1 else line.replace("sips: ", f"sips: rank {rank} of {world}: ", 1), file=sys.stderr)
     if failed:
         if len(pairs) > 1:
             print(
@@ -571,6 +620,51 @@ def _run_refine(args: argparse.Namespace) -> int:
             )
         return 2
     return 0
+
+
+def _predictor_name(args: argparse.Namespace) -> str:
+    from .predictors import default_predictor_name
+
+    return args.predictor or default_predictor_name()
+
+
+def _summary(done: int, failed: int, seconds: float, what: str, args: argparse.Namespace, timing) -> str:
+    """The one line ``sips refine`` ends with: what ran on how much audio, in how long."""
+    from .sampler import resolve_method
+
+    wall, loading, work = timing
+    files = f"refined {done} file{'s' if done != 1 else ''} ({seconds:.2f} s of audio{f'; {failed} failed' if failed else ''})"
+    sampler = f"{resolve_method(args.method, args.kappa)} {args.steps} step{'s' if args.steps != 1 else ''}"
+    sampler += f", kappa {args.kappa:g}" + (f", strength {args.strength:g}" if args.strength != 1 else "")
+    if args.ensemble > 1:
+        sampler += f", ensemble {args.ensemble}"
+    if args.postprocess:
+        sampler += ", postprocess"
+    prior = f"prior {args.prior}" if args.prior else "the embedded prior"
+    return (
+        f"sips: {files} with {what} and {prior} ({sampler}): {wall:.2f} s wall time, {loading:.2f} s of it "
+        f"loading the models; RTF {work / seconds:.2f} after loading."
+    )
+
+
+def _estimates_folder(option: str | None, out_dir: Path) -> Path | None:
+    """The ``--write-estimates`` folder: not the output folder itself, never named like a file."""
+    from .audio import display, extensions
+
+    if option is None:
+        return None
+    folder = Path(option)
+    if folder.resolve() == out_dir.resolve():
+        raise OptionError(
+            f"--write-estimates needs its own folder: in {display(out_dir)} (-o) the estimates would take the refined "
+            "outputs' names."
+        )
+    if not folder.is_dir() and folder.suffix.lower().lstrip(".") in extensions():
+        raise OptionError(
+            f"--write-estimates names a folder (the estimates keep the inputs' names), but {display(folder)} has an "
+            f"audio file extension; give a folder, e.g. --write-estimates {display(folder.with_suffix(''))}."
+        )
+    return folder
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -590,7 +684,19 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _add_quality(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quality", help="reference-free quality score of audio files from the prior (higher is cleaner)")
+    p = sub.add_parser(
+        "quality",
+        help="reference-free quality score of audio files from the prior (higher is cleaner)",
+        description="Print one score per file: how close the audio is to clean speech as the prior sees it, without a "
+        "reference. The score is minus the prior's own training loss on the audio (its uncertainty-weighted error at "
+        "denoising the audio after adding noise of known levels), averaged over 8 noise levels and over the file's "
+        "8 ms frames, so files of any length compare. Higher is closer to clean speech. It is a log-likelihood-like "
+        "number without units and without fixed ends, not a MOS: with the embedded prior clean speech scores about "
+        "+0.66, speech with noise at 15 dB SNR about +0.44, at 5 dB about +0.24, at -5 dB about +0.04 (means over 20 "
+        "unseen-voice utterances), and enhancer outputs with artefacts can score below their noisy input. Compare "
+        "scores of one prior only (another prior has another scale), and note that digital silence scores high: the "
+        "score rates how speech-like the content is, not how much speech there is. Deterministic for a --seed.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (searched recursively)")
     p.add_argument("--csv", default=None, help="write one row per file here; default none")
     p.add_argument(
@@ -648,14 +754,23 @@ def _run_quality(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="score estimates against references (files matched by relative path)",
+        help="score estimates against clean references (folders matched by relative path, or two files)",
         description="Score every estimate in EST_DIR against the reference with the same relative path in REF_DIR "
-        "and print the mean and 95 % confidence interval of each metric. Separated sources x_s1.wav, x_s2.wav, ... "
-        "are matched to references by the permutation with the best SI-SDR; files are resampled to 16 kHz.",
+        "(without the extension: a/x.wav goes with a/x.flac, not with b/x.wav), or one estimate file against one "
+        "reference file, and print the mean and 95 % confidence interval of each metric. Separated sources "
+        "x_s1.wav, x_s2.wav, ... are matched to references by the permutation with the best SI-SDR; files are "
+        "resampled to 16 kHz. A reference that is the estimate's own noisy input (sips tags what it writes with "
+        "the input it came from) or a copy of the estimate is refused before any scoring.",
     )
-    p.add_argument("references", metavar="REF_DIR", help="folder of clean references (searched recursively)")
     p.add_argument(
-        "estimates", metavar="EST_DIR", help="folder of estimates named like the references (x.wav or x_s1.wav, ...)"
+        "references",
+        metavar="REF_DIR",
+        help="folder of clean references (searched recursively), or one clean reference file",
+    )
+    p.add_argument(
+        "estimates",
+        metavar="EST_DIR",
+        help="folder of estimates named like the references (x.wav or x_s1.wav, ...), or one estimate file",
     )
     p.add_argument("--csv", default=None, help="write one row per item here; default none")
     p.add_argument(
@@ -663,7 +778,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=("si_sdr", "pesq", "estoi", "dnsmos", "nisqa"),
         default=["si_sdr", "pesq", "estoi", "dnsmos"],
-        help="metrics to compute (nisqa needs local weights, see the README)",
+        help="metrics to compute (nisqa needs local weights, see docs/cli.md)",
     )
     _add_quiet(p)
     p.set_defaults(func=_run_eval)
@@ -697,7 +812,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "the scores of each system, a summary table, and a blind MUSHRA-style listening test whose ratings the "
         "listener downloads. With --ratings, summarise listeners' ratings files instead.",
     )
-    p.add_argument("dirs", nargs="*", metavar="DIR", help="one folder per system, files with the same relative names")
+    p.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="DIR",
+        help="one folder per system, files with the same relative names; or one file per system (one clip)",
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -707,7 +827,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reference",
         default=None,
-        help="folder of clean references named like the outputs; default none (no SI-SDR, PESQ, ESTOI)",
+        help="folder of clean references named like the outputs (a file, with files); default none (no SI-SDR, "
+        "PESQ, ESTOI)",
     )
     p.add_argument("--names", nargs="+", default=None, help="a name per folder; default the folder names")
     p.add_argument("--limit", type=_COUNT, default=None, help="show this many files, drawn with --seed; default all")
@@ -818,21 +939,43 @@ def _run_priors(args: argparse.Namespace) -> int:
 
 
 def _add_predictors(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predictors", help="list the installed predictor adapters (names for refine --predictor)")
+    p = sub.add_parser(
+        "predictors",
+        help="list the predictor adapters (names for refine --predictor): task, rate, weights",
+        description="One row per adapter: its task (enhance or separate), native sample rate, whether its weights "
+        "are shipped or --checkpoint FILE is needed, and the distribution that installs it. Built-in adapters that "
+        "are not installed are listed too, with the pip command (nothing is imported to list them).",
+    )
     p.set_defaults(func=_run_predictors)
 
 
+_WEIGHTS = {"none": "none needed", "shipped": "shipped", "checkpoint": "--checkpoint FILE"}
+
+
 def _run_predictors(args: argparse.Namespace) -> int:
-    from .predictors import BUILTIN_ADAPTERS, adapter_distributions, default_predictor_name
+    from .predictors import BUILTIN_INFO, adapter_distributions, default_predictor_name
 
     found = adapter_distributions()
     default = default_predictor_name()
-    width = max(map(len, [*found, "name"]))
-    print(f"{'name':<{width}}  distribution")
-    for name, dist in found.items():
-        mark = "  (default of sips refine)" if name == default else ""
-        print(f"{name:<{width}}  {dist or 'registered in code'}{mark}")
-    missing = sorted({d for n, d in BUILTIN_ADAPTERS.items() if n not in found})
+    rows = [("name", "task", "rate", "weights", "distribution", "notes")]
+    for name in sorted(set(found) | set(BUILTIN_INFO)):
+        info = BUILTIN_INFO.get(name)
+        if info is None:  # a user's adapter: what it is is known only once it is built
+            task = rate = weights = "?"
+            note = ""
+        else:
+            task, weights, note = info.task, _WEIGHTS[info.weights], info.note
+            rate = f"{info.sample_rate / 1000:g} kHz" if info.sample_rate else "the model's"
+        if name in found:
+            where = found[name] or "registered in code"
+            note += "  (default of sips refine)" if name == default else ""
+        else:
+            where = f"not installed: pip install {info.distribution}"
+        rows.append((name, task, rate, weights, where, note.strip()))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    missing = sorted({i.distribution for n, i in BUILTIN_INFO.items() if n not in found})
     if missing:
         print(f"built-in adapters not installed: pip install {' '.join(missing)}", file=sys.stderr)
     return 0
@@ -948,8 +1091,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) or a bad option (2, one line already printed)
         return stop.code
+    from .errors import command_line_spelling
+
     try:
-        with _warnings_as_lines():
+        with _warnings_as_lines(), command_line_spelling():  # messages name --options, not Python arguments
             return args.func(args)
     except SipsError as err:
         _say(f"sips: error: {err}", file=sys.stderr)

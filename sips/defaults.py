@@ -2,7 +2,7 @@
 :func:`sips.refine`, :func:`sips.refine_estimates`, the file layer and the CLI.
 
 Chosen by measurement on the held-out validation voices with the embedded prior
-(``benchmarks/sweep.py``; README, "Choosing the defaults"): Heun's method with 4 steps (6 network
+(``benchmarks/sweep.py``; docs/benchmarks.md, "Choosing the defaults"): Heun's method with 4 steps (6 network
 calls) gave the best DNSMOS OVRL and PESQ of the settings within the speed goal (refine RTF <= 0.5
 on 2 CPU threads). The published system used 15 Euler steps (14 calls) with kappa 0; pass
 ``steps=15, method="euler"`` (CLI: ``--steps 15 --method euler``) to reproduce it.
@@ -25,7 +25,7 @@ SAMPLER = {
     "rescale": RESCALE,
 }
 
-#: Enhancers ranked by measurement on the held-out test voices (README, "Predictors": DNSMOS OVRL,
+#: Enhancers ranked by measurement on the held-out test voices (docs/benchmarks.md: DNSMOS OVRL,
 #: PESQ-WB and ESTOI alone and refined); ``sips refine`` without ``--predictor`` uses the first
 #: one installed. ``wiener`` ships with the core, so the list always ends with an installed one.
 PREDICTORS = ("deepfilternet", "gtcrn", "nsnet2", "rnnoise", "wiener")

@@ -7,6 +7,68 @@ message and exits with status 2.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+_UNSET: Any = object()
+# How a sentence names an argument: "python" (``checkpoint=``) or "cli" (``--checkpoint FILE``).
+_SPELLING: contextvars.ContextVar[str] = contextvars.ContextVar("sips_spelling", default="python")
+# Python argument -> (the ``sips`` command's option, its metavar or None for a flag / a value shown as is).
+_OPTIONS = {
+    "checkpoint": ("--checkpoint", "FILE"),
+    "config": ("--predictor-config", "FILE"),
+    "n_src": ("--n-src", "K"),
+    "revision": ("--revision", "REV"),
+    "token": ("--token", "TOKEN"),
+    "cache_dir": ("--cache-dir", "DIR"),
+    "metrics": ("--metrics", "NAME..."),
+}
+
+
+def spell(name: str, value: Any = _UNSET) -> str:
+    """``name`` (and ``value``) as the user passes it: ``checkpoint=`` / ``n_src=3`` /
+    ``allow_clipping=True`` in Python, ``--checkpoint FILE`` / ``--n-src 3`` / ``--allow-clipping``
+    inside the ``sips`` command (:func:`command_line_spelling`). Error sentences use it for every
+    argument they ask the user to pass or change."""
+    if _SPELLING.get() == "python":
+        if value is _UNSET:
+            return f"{name}="
+        return f"{name}={value!r}"
+    flag, metavar = _OPTIONS.get(name, (f"--{name.replace('_', '-')}", None))
+    if value is _UNSET:
+        return f"{flag} {metavar}" if metavar else flag
+    if value is True:
+        return flag
+    if isinstance(value, list | tuple):
+        return f"{flag} {' '.join(map(str, value))}"
+    text = str(value).removeprefix("torch.")  # a dtype reads float16 on the command line
+    return f"{flag} {text}"
+
+
+def named(name: str) -> str:
+    """The argument ``name`` alone, as the user knows it: ``checkpoint`` in Python, ``--checkpoint``
+    in the ``sips`` command."""
+    if _SPELLING.get() == "python":
+        return name
+    return _OPTIONS.get(name, (f"--{name.replace('_', '-')}", None))[0]
+
+
+@contextlib.contextmanager
+def command_line_spelling() -> Iterator[None]:
+    """Within this block :func:`spell` names arguments as options of the ``sips`` command."""
+    token = _SPELLING.set("cli")
+    try:
+        yield
+    finally:
+        _SPELLING.reset(token)
+
+
+def in_command_line() -> bool:
+    """Whether :func:`spell` names arguments as options of the ``sips`` command now."""
+    return _SPELLING.get() == "cli"
+
 
 class SipsError(Exception):
     """Base class of every error a user can cause."""

@@ -1,8 +1,15 @@
-"""Scoring a folder of estimates against a folder of references (``sips eval``).
+"""Scoring estimates against references (``sips eval``): two folders, or two files.
 
-Files are matched by relative path. Separated sources follow the CLI's naming: the references
+Folders are matched by relative path without the extension (``a/x.wav`` goes with ``a/x.flac``,
+not with ``b/x.wav``). Separated sources follow the CLI's naming: the references
 ``x_s1.wav, x_s2.wav`` (or ``x.wav`` for one source) go with the estimates ``x_s1.wav, ...``,
-matched by the permutation of best SI-SDR. Every file is read as mono at 16 kHz (resampled with
+matched by the permutation of best SI-SDR. Two files are one pair, whatever their names (the
+demo's ``sips eval examples/clean.wav out/refined/noisy.wav``).
+
+A pairing that cannot measure anything is refused before any scoring
+(:mod:`sips.provenance`): a "reference" that is the estimate's own noisy input (the estimate was
+refined from it, by sips' tag in the estimate; ``sips eval examples out`` matches
+``out/noisy.wav`` with ``examples/noisy.wav``), or a reference with the same bytes as its estimate. Every file is read as mono at 16 kHz (resampled with
 soxr when needed); estimate and reference are cut to the shorter length, and a length difference
 above 10 ms is reported. A metric that cannot run leaves its column empty with the reason. An
 item that fails (an unreadable file, a metric that raises on it) keeps the reason in ``error``;
@@ -24,7 +31,8 @@ import torch
 from . import audio as audio_io
 from . import metrics as M
 from ._atomic import atomic_path
-from .errors import AudioError, MissingDependencyError, SipsError
+from .errors import AudioError, MissingDependencyError, OptionError, SipsError
+from .provenance import misused_references
 
 DEFAULT_METRICS = ("si_sdr", "pesq", "estoi", "dnsmos")
 _SOURCE = re.compile(r"^(?P<stem>.+)_s(?P<k>\d+)$")
@@ -57,8 +65,25 @@ def _group(root: Path, problems: list[str]) -> dict[str, list[Path]]:
 
 
 def match_folders(ref_dir: str | os.PathLike, est_dir: str | os.PathLike) -> tuple[list[Item], list[str]]:
-    """Pair references and estimates; returns the items and a list of problems found."""
+    """Pair references and estimates: two folders by relative path, or two files as one pair.
+
+    Returns:
+        The items and a list of problems found (names without a partner, source counts that differ).
+
+    Raises:
+        SipsError: a folder or file that does not exist, nothing matched.
+        OptionError: a file and a folder, or a pairing refused by :func:`check_pairing`.
+    """
     ref_dir, est_dir = Path(ref_dir), Path(est_dir)
+    if ref_dir.is_file() or est_dir.is_file():
+        if not (ref_dir.is_file() and est_dir.is_file()):
+            raise OptionError(
+                "sips eval takes two folders (matched by relative path) or two files (one pair), "
+                f"not {audio_io.display(ref_dir)} and {audio_io.display(est_dir)}."
+            )
+        items = [Item(audio_io.display(est_dir), [ref_dir], [est_dir])]
+        check_pairing(items)
+        return items, []
     for d in (ref_dir, est_dir):
         if not d.is_dir():
             raise SipsError(f"Folder not found: {d}.")
@@ -76,7 +101,37 @@ def match_folders(ref_dir: str | os.PathLike, est_dir: str | os.PathLike) -> tup
         items.append(Item(key, refs[key], ests[key]))
     if not items:
         raise SipsError(f"No estimate in {est_dir} matches a reference in {ref_dir} by relative path.")
+    check_pairing(items)
     return items, problems
+
+
+def check_pairing(items: Sequence[Item]) -> None:
+    """Refuse, in one sentence, pairings that measure nothing (see the module docstring).
+
+    Raises:
+        OptionError: an estimate refined from the file it is paired with as reference, or an
+            estimate with the same bytes as its reference.
+    """
+    pairs = [(e, r) for i in items for e in i.estimates for r in i.references]
+    refined, identical = misused_references(pairs)
+    reasons = (
+        (
+            refined,
+            "was refined from {ref}{more}, so that file is its noisy input, not a clean reference: score "
+            "against the clean speech instead, as two files (sips eval CLEAN.wav ESTIMATE.wav) or as a folder of clean "
+            "references named like the estimates.",
+        ),
+        (
+            identical,
+            "holds the same bytes as its reference {ref}{more}, so there is nothing to score; check which "
+            "folders you compare.",
+        ),
+    )
+    for found, sentence in reasons:
+        if found:
+            est, ref = found[0]
+            more = f" (and {len(found) - 1} more pair(s) like it)" if len(found) > 1 else ""
+            raise OptionError(f"{audio_io.display(est)} " + sentence.format(ref=audio_io.display(ref), more=more))
 
 
 def _load(paths: Sequence[Path]) -> torch.Tensor:
@@ -132,12 +187,17 @@ def evaluate_folders(
     """Score every matched pair.
 
     Args:
-        ref_dir, est_dir: folders (searched recursively).
+        ref_dir, est_dir: folders (searched recursively, matched by relative path), or two files.
         metrics: groups among ``si_sdr, pesq, estoi, dnsmos, nisqa``.
         csv_path: where to write one row per item (written atomically).
 
     Returns:
         ``(items, summary {column: (mean, ci95)}, problems)``.
+
+    Raises:
+        SipsError: unknown metrics, missing folders, nothing matched; :class:`OptionError` for a
+            pairing :func:`check_pairing` refuses; :class:`MissingDependencyError` for a metric
+            whose package is not installed.
     """
     unknown = sorted(set(metrics) - {"si_sdr", "pesq", "estoi", "dnsmos", "nisqa"})
     if unknown:

@@ -33,9 +33,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from . import audio, spectral
+from . import audio, provenance, spectral
 from ._atomic import atomic_paths, check_file_target, failure_cause
-from .errors import AudioError, OptionError, OutputError
+from .errors import AudioError, OptionError, OutputError, spell
 from .predictors import Predictor
 from .prior import ScorePrior
 from .refine import RefineOptions, check_postprocess, default_prior, match_length, peak_scale, refine_stream
@@ -155,29 +155,44 @@ def _convert(path: Path, rate: int, channels: str, folder: Path, name: str, allo
     if not allow_clipping and info.subtype.startswith("PCM") and clipped > CLIP_FRACTION * total:
         raise AudioError(
             f"{shown} is clipped ({100 * clipped / total:.2f} % of its samples at full scale); "
-            "pass allow_clipping=True (CLI: --allow-clipping) to refine it anyway."
+            f"pass {spell('allow_clipping', True)} to refine it anyway."
         )
     return _Converted(target, written, n_out, peak, info.samplerate, frames_in, info.subtype, rate)
 
 
-def _write_outputs(
-    sources: list[Path], out_path: Path, rate: int, converted: _Converted, layout: str = "suffix"
-) -> list[Path]:
-    """Resample each refined source (a float WAV at ``rate``) back to the input's rate and format."""
-    paths = output_paths(out_path, len(sources), layout)
+@dataclasses.dataclass(frozen=True)
+class _Outputs:
+    """What one input writes: ``sources`` (float WAVs at ``rate``) as ``out_path`` (one source) or
+    its per-source names (:func:`output_paths` with ``layout``)."""
+
+    sources: list[Path]
+    out_path: Path
+    rate: int
+    layout: str = "suffix"
+
+    @property
+    def paths(self) -> list[Path]:
+        return output_paths(self.out_path, len(self.sources), self.layout)
+
+
+def _write_outputs(groups: list[_Outputs], converted: _Converted, digest: str | None) -> list[Path]:
+    """Resample every source of every group back to the input's rate and format, tagged with the
+    input's ``digest`` (:mod:`sips.provenance`); all files appear together, or none."""
+    out_path = groups[0].out_path
     try:
-        return _write_all(sources, paths, rate, converted)
+        return _write_all(groups, converted, digest)
     except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts on short writes
         reason = failure_cause(err, out_path.parent if out_path.parent.is_dir() else None)
         raise OutputError(f"Cannot write {audio.display(out_path)}: {reason}.") from None
 
 
-def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Converted) -> list[Path]:
-    out_path = paths[0]
-    fmt = audio.format_for(out_path)
-    subtype = audio.subtype_for(out_path, converted.subtype)
+def _write_all(groups: list[_Outputs], converted: _Converted, digest: str | None) -> list[Path]:
+    jobs = [(src, path, group.rate) for group in groups for src, path in zip(group.sources, group.paths, strict=True)]
+    paths = [path for _, path, _ in jobs]
     with atomic_paths(paths) as temps:
-        for source, path, tmp in zip(sources, paths, temps, strict=True):
+        for (source, path, rate), tmp in zip(jobs, temps, strict=True):
+            fmt = audio.format_for(path)
+            subtype = audio.subtype_for(path, converted.subtype)
             gain = _limiting_gain(source, path, rate, converted) if audio.clips(fmt, subtype) else None
             with (
                 audio.open_sound(source) as src,
@@ -185,6 +200,7 @@ def _write_all(sources: list[Path], paths: list[Path], rate: int, converted: _Co
                     tmp, "w", samplerate=converted.file_rate, channels=src.channels, subtype=subtype, format=fmt
                 ) as dst,
             ):
+                provenance.write_tag(dst, digest)
                 for block in _resampled_back(src, rate, converted.file_rate, converted.file_frames):
                     dst.write(block if gain is None else np.clip(block * gain, -1.0, 1.0))
     return paths
@@ -304,10 +320,17 @@ def _refine_converted(
     predictor: Predictor | None = None,
     estimates: list[_Converted] | None = None,
     layout: str = "suffix",
+    estimate_path: Path | None = None,
+    digest: str | None = None,
 ) -> list[Path]:
     rate = prior.config.sample_rate
     sources = _stream(converted, folder, "source", prior, options, rate, predictor=predictor, estimates=estimates)
-    return _write_outputs(sources, out_path, rate, converted, layout)
+    groups = [_Outputs(sources, out_path, rate, layout)]
+    if estimate_path is not None:  # the predictor once more, alone: the refined output stays exactly as without
+        first = dataclasses.replace(options, postprocess=False, uncertainty=False)
+        est = _stream(converted, folder, "estimate", None, first, rate, predictor=predictor, estimates=estimates)
+        groups.append(_Outputs(est, estimate_path, rate, layout))
+    return _write_outputs(groups, converted, digest)
 
 
 def _refine_across_rates(
@@ -321,9 +344,12 @@ def _refine_across_rates(
     predictor: Predictor | None = None,
     estimates: list[_Converted] | None = None,
     layout: str = "suffix",
+    estimate_path: Path | None = None,
+    digest: str | None = None,
 ) -> list[Path]:
     """The file layer's :func:`sips.refine.refine_across_rates`: ``native`` is the input at the
-    predictor's (or the estimates') rate, ``converted`` at the prior's."""
+    predictor's (or the estimates') rate, ``converted`` at the prior's. The estimates written to
+    ``estimate_path`` are the first stage's, full band, resampled from the predictor's rate."""
     low, rate = prior.config.sample_rate, converted.file_rate
     first = dataclasses.replace(options, postprocess=False, uncertainty=False)
     est = _stream(native, folder, "estimate-native", None, first, native.rate, predictor=predictor, estimates=estimates)
@@ -349,7 +375,10 @@ def _refine_across_rates(
             _stream(again, folder, "postprocessed", None, pp, native.rate, predictor=predictor),
             native.rate,
         )
-    return _write_outputs(final, out_path, final_rate, converted, layout)
+    groups = [_Outputs(final, out_path, final_rate, layout)]
+    if estimate_path is not None:
+        groups.append(_Outputs(est, estimate_path, native.rate, layout))
+    return _write_outputs(groups, converted, digest)
 
 
 def _check_target(out_path: Path, layout: str) -> None:
@@ -417,16 +446,24 @@ def refine_file(
     channels: str = "each",
     allow_clipping: bool = False,
     layout: str = "suffix",
+    estimate_path: str | os.PathLike | None = None,
     **kwargs,
 ) -> list[Path]:
-    """Refine one file with ``predictor``; returns the written paths (one per source).
+    """Refine one file with ``predictor``; returns the written paths (one per source, then the
+    estimates' with ``estimate_path``).
 
     ``channels="each"`` refines every channel separately, ``"mix"`` a mono downmix. The output
     keeps the input's sample rate, channel count and subtype where its format allows; a result
     beyond full scale is scaled down as a whole, with a :class:`~sips.errors.ClippingWarning`,
     never clipped. Clipped PCM input is refused unless ``allow_clipping``. Separated sources are named by ``layout``
-    (:func:`output_paths`). Other keywords are those of :func:`sips.refine` (``steps``, ``kappa``,
-    ``seed``, ``chunk_seconds``, ``postprocess``, ...).
+    (:func:`output_paths`). With ``estimate_path`` the predictor's own estimate is written there too,
+    named like the output (``estimate_path`` for one source, its ``_sK`` / ``sK/`` names for several),
+    in the same format: the estimate as the prior received it (after ``rescale``; for an enhancer
+    at the default, the predictor's output), full band, at the input's rate. It is computed by a
+    second pass of the predictor, so the refined output is the same as without it. All files of
+    the input appear together, or none. Every file carries the input's provenance tag
+    (:mod:`sips.provenance`). Other keywords are those of :func:`sips.refine` (``steps``,
+    ``kappa``, ``seed``, ``chunk_seconds``, ``postprocess``, ...).
 
     Raises:
         AudioError: an input that cannot be read or used (empty, too short, silent, NaN, clipped).
@@ -438,16 +475,21 @@ def refine_file(
     prior = prior if prior is not None else default_prior()
     options = RefineOptions(**kwargs)
     _check_target(Path(out_path), layout)
+    if estimate_path is not None:
+        estimate_path = Path(estimate_path)
+        if estimate_path.resolve() == Path(out_path).resolve():
+            raise OptionError(f"The estimate and the refined output would both be {audio.display(out_path)}.")
+        _check_target(estimate_path, layout)
     low = prior.config.sample_rate
+    more = {"layout": layout, "estimate_path": estimate_path}
     with _work_folder() as folder:
         converted = _convert(Path(in_path), low, channels, folder, "mixture.wav", allow_clipping)
+        more["digest"] = provenance.file_digest(in_path)  # once the file has proved readable
         if predictor.sample_rate == low:
-            return _refine_converted(
-                converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout
-            )
+            return _refine_converted(converted, Path(out_path), folder, prior, options, predictor=predictor, **more)
         native = _convert(Path(in_path), predictor.sample_rate, channels, folder, "mixture-native.wav")
         return _refine_across_rates(
-            native, converted, Path(out_path), folder, prior, options, predictor=predictor, layout=layout
+            native, converted, Path(out_path), folder, prior, options, predictor=predictor, **more
         )
 
 
@@ -482,10 +524,9 @@ def refine_estimate_files(
                 )
             match_length(torch.zeros(est.frames), mixture.frames)  # same length, within n_fft
             estimates.append(est)
+        more = {"layout": layout, "digest": provenance.file_digest(in_path)}
         if own == rate:
-            return _refine_converted(
-                converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout
-            )
+            return _refine_converted(converted, Path(out_path), folder, prior, options, estimates=estimates, **more)
         return _refine_across_rates(
-            mixture, converted, Path(out_path), folder, prior, options, estimates=estimates, layout=layout
+            mixture, converted, Path(out_path), folder, prior, options, estimates=estimates, **more
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .catalog import CatalogEntry, get_entry, load_catalog
-from .errors import CorruptPriorError, HubCacheError, HubError, PriorLoadError, SipsError
+from .errors import CorruptPriorError, HubCacheError, HubError, PriorLoadError, SipsError, spell
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,7 +49,7 @@ def parse_repo_spec(spec: str, revision: str | None = None) -> tuple[str, str | 
         raise PriorLoadError(f"{spec!r} is not a Hub repo id (expected org/name or org/name@revision).")
     repo_id, suffix = match["repo"], match["rev"]
     if suffix is not None and revision is not None and suffix != revision:
-        raise PriorLoadError(f"Two revisions given for {repo_id}: @{suffix} and revision={revision!r}.")
+        raise PriorLoadError(f"Two revisions given for {repo_id}: @{suffix} and {spell('revision', revision)}.")
     return repo_id, suffix if suffix is not None else revision
 
 
@@ -70,7 +70,7 @@ def resolve_spec(spec: str, revision: str | None = None) -> tuple[str, str | Non
         if revision is not None and revision != entry.revision:
             raise PriorLoadError(
                 f"The catalog prior {spec!r} is pinned to {entry.revision}; to load another revision, "
-                f"use its repo id {entry.repo_id!r} with revision={revision!r}."
+                f"use its repo id {entry.repo_id!r} with {spell('revision', revision)}."
             )
         return entry.repo_id, entry.revision, entry
     repo_id, revision = parse_repo_spec(spec, revision)
@@ -186,11 +186,11 @@ def cache_error(cache_dir: str | os.PathLike | None, err: OSError) -> HubCacheEr
     from ._atomic import failure_cause
 
     if cache_dir is not None:
-        folder, setting = cache_dir, "pass another --cache-dir (Python: cache_dir=)"
+        folder, setting = cache_dir, f"pass another {spell('cache_dir')}"
     else:
         folder = constants.HF_HUB_CACHE
         variable = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
-        setting = f"set {variable} to a writable folder (or pass --cache-dir)"
+        setting = f"set {variable} to a writable folder (or pass {spell('cache_dir')})"
     return HubCacheError(f"The Hugging Face cache {folder} cannot be written ({failure_cause(err)}); {setting}.")
 
 
@@ -258,7 +258,8 @@ def _diagnose(repo_id: str, revision: str | None, token: str | bool | None, err:
         refs = api.list_repo_refs(repo_id)
     except HfHubHTTPError:
         return RepoUnavailableError(
-            f"The Hub repo {repo_id} was not found at {_endpoint()} (a private repo needs a token: HF_TOKEN or token=)."
+            f"The Hub repo {repo_id} was not found at {_endpoint()} (a private repo needs a token: HF_TOKEN or "
+            f"{spell('token')})."
         )
     names = [r.name for r in (*refs.branches, *refs.tags)]
     if rev not in names and not _COMMIT.fullmatch(rev):

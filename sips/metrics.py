@@ -67,15 +67,20 @@ METRICS = (
 RATE = 16000
 
 
-def _require(module: str, package: str):
+def _require(module: str, package: str, metric: str, install: str = EVAL_EXTRA):
+    """``module`` imported, or :class:`~sips.errors.MissingDependencyError` naming the metric
+    (``metric``: its name in ``--metrics``), the package and how to install it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        from .errors import MissingDependencyError
+        from .errors import MissingDependencyError, spell
 
-        raise MissingDependencyError(f"The metric needs {package}; install it with {EVAL_EXTRA}.") from None
+        raise MissingDependencyError(
+            f"The metric {metric} needs the package {package}, which is not installed: install it with {install}, "
+            f"or leave {metric} out of {spell('metrics')}."
+        ) from None
 
 
 def _numpy(x) -> np.ndarray:
@@ -86,13 +91,13 @@ def pesq_wb(estimate, reference, sample_rate: int = RATE) -> float:
     """Wide-band PESQ (ITU-T P.862.2) of a 16 kHz estimate against its reference, ``[T], [T] -> float``."""
     if sample_rate != RATE:
         raise ValueError(f"PESQ wide-band is defined at {RATE} Hz, not {sample_rate} Hz")
-    pesq = _require("pesq", "pesq")
+    pesq = _require("pesq", "pesq", "pesq")
     return float(pesq.pesq(RATE, _numpy(reference), _numpy(estimate), "wb"))
 
 
 def estoi(estimate, reference, sample_rate: int = RATE) -> float:
     """Extended STOI (Jensen & Taal 2016) of ``estimate`` against ``reference``, ``[T], [T] -> float``."""
-    pystoi = _require("pystoi", "pystoi")
+    pystoi = _require("pystoi", "pystoi", "estoi")
     return float(pystoi.stoi(_numpy(reference), _numpy(estimate), sample_rate, extended=True))
 
 
@@ -103,9 +108,9 @@ def dnsmos(estimate, sample_rate: int = RATE) -> dict[str, float]:
     Audio whose peak exceeds 1 is scaled down to peak 1 first (the models expect [-1, 1])."""
     if sample_rate != RATE:
         raise ValueError(f"DNSMOS runs at {RATE} Hz, not {sample_rate} Hz")
-    _require("onnxruntime", "onnxruntime")
-    _require("librosa", "librosa")
-    speechmos = _require("speechmos.dnsmos", "speechmos")
+    _require("onnxruntime", "onnxruntime", "dnsmos")
+    _require("librosa", "librosa", "dnsmos")
+    speechmos = _require("speechmos.dnsmos", "speechmos", "dnsmos")
     audio = _numpy(estimate)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 1.0:  # the models take float audio in [-1, 1]; scale down rather than clip
@@ -157,7 +162,7 @@ def _nisqa_model(path: str) -> tuple[torch.nn.Module, dict]:
     from .weights import load_strict, load_torch_checkpoint
 
     checkpoint = load_torch_checkpoint(path, "NISQA checkpoint", error=SipsError)
-    lib = _require("nisqa.NISQA_lib", f"the nisqa package ({NISQA_INSTALL})")
+    lib = _require("nisqa.NISQA_lib", "nisqa", "nisqa", NISQA_INSTALL)
     try:
         args, state = checkpoint["args"], checkpoint["model_state_dict"]
     except (KeyError, TypeError, IndexError):
@@ -189,8 +194,8 @@ def nisqa(estimate, sample_rate: int = RATE) -> dict[str, float]:
     reason = nisqa_unavailable_reason()
     if reason is not None:
         raise MissingDependencyError(f"NISQA cannot run: {reason}.")
-    sf = _require("soundfile", "soundfile")
-    lib = _require("nisqa.NISQA_lib", f"the nisqa package ({NISQA_INSTALL})")
+    sf = _require("soundfile", "soundfile", "nisqa")
+    lib = _require("nisqa.NISQA_lib", "nisqa", "nisqa", NISQA_INSTALL)
     model, args = _nisqa_model(os.environ[NISQA_ENV])
     audio = _numpy(estimate)
     peak = float(np.abs(audio).max()) if audio.size else 0.0

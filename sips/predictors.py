@@ -14,33 +14,64 @@ Adapters are found in two ways, both lazily:
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .errors import AdapterError
+from .arrays import accepts_numpy
+from .errors import AdapterError, named
 
 ENTRY_POINT_GROUP = "sips.adapters"
 DEFAULT_SAMPLE_RATE = 16000
-# The built-in adapters and the distribution that installs each, named when one is missing.
-BUILTIN_ADAPTERS = {
-    "wiener": "sips-prior",
-    "semamba": "sips-semamba",
-    "convtasnet": "sips-asteroid",
-    "asteroid": "sips-asteroid",
-    "flexio": "sips-flexio",
-    "ncsnpp": "sips-ncsnpp",
-    "deepfilternet": "sips-enhancers",
-    "gtcrn": "sips-enhancers",
-    "nsnet2": "sips-enhancers",
-    "rnnoise": "sips-enhancers",
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What a built-in adapter is, known without importing it (``sips predictors``).
+
+    Attributes:
+        distribution: the distribution that installs it.
+        task: ``"enhance"``, ``"separate"``, ``"enhance/separate"`` (chosen per call with
+            ``n_src``) or ``"the model's"`` (whatever the checkpoint holds).
+        sample_rate: its native rate in Hz; ``None`` where the checkpoint decides.
+        weights: ``"none"`` (no network), ``"shipped"`` (runs without a checkpoint) or
+            ``"checkpoint"`` (``checkpoint=`` / ``--checkpoint FILE`` is required).
+        note: a few words more.
+    """
+
+    distribution: str
+    task: str
+    sample_rate: int | None
+    weights: str
+    note: str = ""
+
+
+# The built-in adapters: what each is, and the distribution named when one is missing. A test holds
+# each installed one to this table (tests/adapters/test_contract.py).
+BUILTIN_INFO = {
+    "deepfilternet": AdapterInfo("sips-enhancers", "enhance", 48000, "shipped", "DeepFilterNet3"),
+    "gtcrn": AdapterInfo("sips-enhancers", "enhance", 16000, "shipped", "GTCRN"),
+    "nsnet2": AdapterInfo("sips-enhancers", "enhance", 16000, "shipped", "NSNet2; its model 48k runs at 48 kHz"),
+    "rnnoise": AdapterInfo("sips-enhancers", "enhance", 48000, "shipped", "RNNoise"),
+    "wiener": AdapterInfo("sips-prior", "enhance", 16000, "none", "classical Wiener filter"),
+    "semamba": AdapterInfo("sips-semamba", "enhance", 16000, "shipped", "small SEMamba; or SEMamba_advanced.pth"),
+    "convtasnet": AdapterInfo("sips-asteroid", "separate", 16000, "shipped", "small 2-speaker; or Conv-TasNet.pt"),
+    "asteroid": AdapterInfo("sips-asteroid", "the model's", None, "checkpoint", "any asteroid model"),
+    "flexio": AdapterInfo("sips-flexio", "enhance/separate", 16000, "checkpoint", "e.g. flexio_avg.ckpt"),
+    "ncsnpp": AdapterInfo("sips-ncsnpp", "enhance", 16000, "checkpoint", "e.g. NCSNpp_VB-DMD.ckpt"),
 }
+BUILTIN_ADAPTERS = {name: info.distribution for name, info in BUILTIN_INFO.items()}
 
 
 @runtime_checkable
 class Predictor(Protocol):
-    """Something that enhances or separates: ``[B, T] -> [B, n_src, T']`` at ``sample_rate``."""
+    """Something that enhances or separates: ``[B, T] -> [B, n_src, T']`` at ``sample_rate``.
+
+    The built-in adapters also take a numpy ``[B, T]`` and then return a float32 numpy array, as
+    :func:`sips.refine` does (:func:`sips.arrays.accepts_numpy` gives any adapter that rule)."""
 
     sample_rate: int
     n_src: int
@@ -148,7 +179,11 @@ def load_predictor(name: str, **kwargs: Any) -> Predictor:
     try:
         predictor = factory(**kwargs)
     except TypeError as err:
-        raise AdapterError(f"Bad arguments for the predictor {name!r}: {err}.") from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        reason = str(err).rstrip(".")
+        if unexpected:  # named as the user gave it: --checkpoint in the sips command, checkpoint= in Python
+            reason = f"it takes no {named(unexpected[1])}"
+        raise AdapterError(f"Bad arguments for the predictor {name!r}: {reason}.") from None
     return as_predictor(predictor)
 
 
@@ -198,8 +233,9 @@ class CallablePredictor:
             return param.device if param is not None else None
         return None
 
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``[B, T] -> [B, n_src, T']``."""
+        """``[B, T] -> [B, n_src, T']`` (numpy in, numpy out)."""
         device = self.device
         if device is not None:
             mixture = mixture.to(device)

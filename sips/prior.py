@@ -21,7 +21,7 @@ import torch
 
 from ._atomic import atomic_path, write_text
 from .checks import check_device
-from .errors import CorruptPriorError, PriorLoadError
+from .errors import CorruptPriorError, PriorLoadError, in_command_line, spell
 from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
 from .nets.edm2 import ScoreNet
 from .weights import load_strict, load_torch_checkpoint
@@ -160,7 +160,7 @@ class ScorePrior(ScoreNet):
         path = Path(name_or_path)
         if path.is_dir():
             if revision is not None:
-                raise PriorLoadError(f"revision={revision!r} was given, but {path} is a local folder.")
+                raise PriorLoadError(f"{spell('revision', revision)} was given, but {path} is a local folder.")
             return cls._from_folder(path, device)
         spec = str(name_or_path)
         if path.is_file():
@@ -281,10 +281,9 @@ def _refetch_hint(err: CorruptPriorError, spec: str) -> CorruptPriorError:
     text = str(err)
     if "--force-download" in text:
         return err
-    return CorruptPriorError(
-        f"{text.rstrip('.')}; it is in the Hugging Face cache, so fetch it again with "
-        f"`sips download {spec} --force-download` (Python: force_download=True)."
-    )
+    command = f"`sips download {spec} --force-download`"
+    how = command if in_command_line() else f"{spell('force_download', True)} (or {command})"
+    return CorruptPriorError(f"{text.rstrip('.')}; it is in the Hugging Face cache, so fetch it again with {how}.")
 
 
 def read_config(path: Path) -> PriorConfig:
@@ -326,7 +325,7 @@ def load_prior(name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> 
     check_device(kwargs.get("device"))
     if name_or_path is None:
         if kwargs.get("revision") is not None:
-            raise PriorLoadError("revision= needs a Hub repo id; the embedded prior has no revisions.")
+            raise PriorLoadError(f"{spell('revision')} needs a Hub repo id; the embedded prior has no revisions.")
         return ScorePrior._from_folder(embedded_prior_path(), kwargs.get("device"))
     return ScorePrior.from_pretrained(name_or_path, **kwargs)
 

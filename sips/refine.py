@@ -33,14 +33,15 @@ import torch
 from tqdm.auto import tqdm
 
 from . import bands, chunks, defaults, scaling, spectral
+from .arrays import ArrayLike
+from .arrays import as_tensor as _as_tensor
 from .checks import check_device, check_seed
-from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError
+from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError, named, spell
 from .nets.edm2 import frozen_weights
 from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
 from .sampler import check_settings, resolve_method, sample
 
-ArrayLike = torch.Tensor | np.ndarray
 LENGTH_TOLERANCE = spectral.N_FFT
 PEAK_FLOOR = 1e-8
 DEFAULT_CHUNK_SECONDS = 10.0
@@ -89,10 +90,14 @@ def refine(
             It receives the mixture at its own ``sample_rate`` (:mod:`sips.bands`).
         mixture: ``[T]`` or ``[B, T]`` torch tensor or numpy array.
         prior: the prior; ``None`` uses the embedded default.
-        sample_rate: rate of ``mixture`` in Hz; ``None`` means the prior's rate (16 kHz). Any
-            rate works: the mixture is resampled once to the predictor's rate and to the prior's;
-            the output is at ``sample_rate``, and above the prior's rate its upper band is the
-            predictor's estimate (:func:`sips.bands.join`).
+        sample_rate: rate of ``mixture`` in Hz. Any rate works: the mixture is resampled once to
+            the predictor's rate and to the prior's; the output is at ``sample_rate``, and above
+            the prior's rate its upper band is the predictor's estimate (:func:`sips.bands.join`).
+            ``None`` means the prior's rate (16 kHz) and is allowed only where the predictor works
+            at that rate too; with a predictor at another rate (``deepfilternet``, ``rnnoise``:
+            48 kHz) it raises :class:`~sips.errors.SampleRateError` rather than guess which of
+            the two rates the audio has. sips cannot tell a rate from the samples: pass it for
+            anything that is not 16 kHz.
         steps: number of sampler steps N.
         kappa: stochasticity (0: the deterministic ODE of the published system).
         method: ``"auto"`` (Heun for ``kappa = 0``, Euler–Maruyama for ``kappa > 0``),
@@ -141,14 +146,14 @@ def refine(
         AdapterError: the predictor returns another shape, another number of sources than its
             ``n_src``, or NaN. It gets a copy of each window, under ``torch.inference_mode()``.
         OptionError, SampleRateError, LengthMismatchError: bad settings, a ``sample_rate`` that is
-            not a positive whole number of Hz, an estimate more than ``n_fft`` samples longer or
-            shorter than the mixture.
+            not a positive whole number of Hz (or ``None`` with a predictor at another rate than
+            the prior's), an estimate more than ``n_fft`` samples longer or shorter than the mixture.
     """
     options = _options(locals())
     predictor = as_predictor(predictor)
     wav, restore = as_batch(mixture)
     prior = prior if prior is not None else default_prior()
-    rate, low = mixture_rate(sample_rate, prior), prior.config.sample_rate
+    rate, low = mixture_rate(sample_rate, prior, predictor), prior.config.sample_rate
     if predictor.sample_rate != low:
         check_options(options, rate)
         out, spread = refine_across_rates(wav, rate, prior, options, predictor=predictor)
@@ -321,8 +326,8 @@ def check_options(options: RefineOptions, rate: int) -> None:
         window, overlap = _window_samples(options, rate)
         if window <= spectral.N_FFT or overlap < 0 or overlap >= window:
             raise OptionError(
-                f"chunk_seconds ({options.chunk_seconds}) must exceed {spectral.N_FFT / rate:.3f} s and "
-                f"overlap_seconds ({options.overlap_seconds}) must lie in [0, chunk_seconds)."
+                f"{spell('chunk_seconds', options.chunk_seconds)} must exceed {spectral.N_FFT / rate:.3f} s and "
+                f"{spell('overlap_seconds', options.overlap_seconds)} must lie in [0, the window length)."
             )
     if not isinstance(options.chunk_batch, int) or options.chunk_batch < 1:
         raise OptionError(f"chunk_batch must be a positive integer, got {options.chunk_batch!r}.")
@@ -375,11 +380,13 @@ def check_postprocess(predictor: Predictor | None, n_src: int | None = None) -> 
     ``n_src`` is the number of sources the predictor actually returned, where known."""
     if predictor is None:
         raise OptionError(
-            "postprocess runs the predictor on the refined signal, so it needs a predictor, not estimates."
+            f"{named('postprocess')} runs the predictor on the refined signal, so it needs a predictor, not estimates."
         )
     sources = predictor.n_src if n_src is None else n_src
     if sources != 1:
-        raise OptionError(f"postprocess applies to enhancement predictors only; this one separates {sources} sources.")
+        raise OptionError(
+            f"{named('postprocess')} applies to enhancement predictors only; this one separates {sources} sources."
+        )
 
 
 def refine_stream(
@@ -669,7 +676,9 @@ def _check_dtype(dtype: torch.dtype | None, device_type: str | None) -> None:
     if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
         raise OptionError(f"dtype must be torch.bfloat16, torch.float16 or None, not {dtype}.")
     if dtype == torch.float16 and device_type not in (None, "cuda"):
-        raise OptionError("dtype=torch.float16 runs on CUDA only; use torch.bfloat16 on the CPU.")
+        raise OptionError(
+            f"{spell('dtype', torch.float16)} runs on CUDA only; use {spell('dtype', torch.bfloat16)} on the CPU."
+        )
 
 
 def _autocast(dtype: torch.dtype | None, device: torch.device):
@@ -694,13 +703,25 @@ def match_length(estimates: torch.Tensor, length: int) -> torch.Tensor:
     return estimates
 
 
-def mixture_rate(sample_rate: int | None, prior: ScorePrior) -> int:
-    """The mixture's rate in Hz: ``sample_rate``, or the prior's when ``None``.
+def mixture_rate(sample_rate: int | None, prior: ScorePrior, predictor: Predictor | None = None) -> int:
+    """The mixture's rate in Hz: ``sample_rate``; ``None`` means the prior's rate, and is refused
+    where the predictor works at another rate (sips raises rather than guess which of the two the
+    audio has).
 
     Raises:
-        SampleRateError: ``sample_rate`` is not a positive whole number of Hz.
+        SampleRateError: ``sample_rate`` is not a positive whole number of Hz, or it is ``None``
+            while ``predictor.sample_rate`` differs from the prior's.
     """
-    return prior.config.sample_rate if sample_rate is None else bands.check_rate(sample_rate)
+    if sample_rate is not None:
+        return bands.check_rate(sample_rate)
+    low = prior.config.sample_rate
+    if predictor is not None and predictor.sample_rate != low:
+        raise SampleRateError(
+            f"The mixture's rate cannot be assumed: the predictor works at {predictor.sample_rate} Hz and the prior "
+            f"at {low} Hz, so pass the rate of your audio, e.g. {spell('sample_rate', predictor.sample_rate)} or "
+            f"{spell('sample_rate', low)}."
+        )
+    return low
 
 
 def refine_across_rates(
@@ -761,23 +782,6 @@ def _first_stage(
     first = dataclasses.replace(options, uncertainty=False, postprocess=False)
     collect = _stream_in_memory(mix, None, first, predictor=predictor, estimates=estimates, rate=rate)
     return torch.cat(collect.blocks, dim=-1)
-
-
-def _as_tensor(data: ArrayLike, what: str) -> tuple[torch.Tensor, bool]:
-    if isinstance(data, np.ndarray):
-        if not np.issubdtype(data.dtype, np.number):
-            raise AudioError(f"The {what} must be numeric, got dtype {data.dtype}.")
-        if np.issubdtype(data.dtype, np.unsignedinteger):
-            raise AudioError(
-                f"The {what} has the unsigned integer dtype {data.dtype}, whose samples are offset (8-bit PCM "
-                "is centred on 128); convert it to signed or float samples first, e.g. (x.astype(np.float32) - 128) / 128."
-            )
-        return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)), True
-    if isinstance(data, torch.Tensor):
-        if data.is_complex() or not (data.is_floating_point() or data.dtype in (torch.int16, torch.int32)):
-            raise AudioError(f"The {what} must be a real tensor, got {data.dtype}.")
-        return data, False
-    raise AudioError(f"The {what} must be a torch tensor or a numpy array, got {type(data).__name__}.")
 
 
 MAX_CHANNELS = 8  # a last axis this short, after a long first one, is taken for channels

@@ -1,7 +1,9 @@
 """A listening report: folders of outputs side by side on one offline page, with a blind test.
 
 ``build_report`` takes folders that hold outputs with the same relative names (``noisy/``,
-``predictor/``, ``refined/``, ...) and writes a folder::
+``predictor/``, ``refined/``, ...), or single files (one clip: the demo's
+``examples/noisy.wav out/predictor/noisy.wav out/refined/noisy.wav``, systems named after their
+folders), and writes a folder::
 
     OUT/index.html          the page (its script, style and data inline)
     OUT/report.json         the same data for programs: files, systems, scores, the blind order
@@ -30,7 +32,7 @@ preferences follow from them (which system a listener rated highest, and each pa
 Audio on the page is the mono mix of each file (as the metrics see it), at the file's rate. The
 default format is Ogg Opus at about 64 kbit/s (``--audio opus``), which Chromium, Firefox and
 Safari 17+ play; ``flac`` is lossless, ``wav`` plays everywhere. Measured on the 4.8 s example at
-16 kHz: WAV 256 kbit/s, FLAC 177 kbit/s, Opus 59-71 kbit/s at this setting (see the README).
+16 kHz: WAV 256 kbit/s, FLAC 177 kbit/s, Opus 59-71 kbit/s at this setting (see docs/report.md).
 
 Errors (one sentence each, :class:`sips.SipsError` subclasses; nothing is written): folders with no
 file in common (:class:`ReportError`), files of one name at different rates
@@ -132,8 +134,9 @@ def system_names(dirs: Sequence[str | os.PathLike], names: Sequence[str] | None,
         if len(names) != len(dirs):
             raise OptionError(f"--names gives {len(names)} name(s) for {len(dirs)} folder(s); give one per folder.")
         chosen = [str(n).strip() for n in names]
-    else:
-        chosen = [Path(d).resolve().name or audio_io.display(d) for d in dirs]
+    else:  # a folder's name, or for a single file the name of its folder (out/refined/x.wav: refined)
+        chosen = [(Path(d).resolve().parent if Path(d).is_file() else Path(d).resolve()).name for d in dirs]
+        chosen = [name or audio_io.display(d) for name, d in zip(chosen, dirs, strict=True)]
         if len(set(chosen)) < len(chosen):
             chosen = [audio_io.display(d) for d in dirs]
     if any(not n for n in chosen) or len(set(chosen)) < len(chosen):
@@ -169,7 +172,8 @@ def match_folders(
     dirs: Sequence[str | os.PathLike], reference: str | os.PathLike | None = None
 ) -> tuple[list[Clip], list[str]]:
     """The files found in every folder (and in ``reference``), matched by relative path without
-    the extension (``a/x.wav`` goes with ``a/x.flac``), sorted by name.
+    the extension (``a/x.wav`` goes with ``a/x.flac``), sorted by name; or, when every argument is
+    a file, those files as one clip (named after the first).
 
     Returns:
         ``(clips, notes)``: notes say which folders' files were skipped and how many files are not
@@ -177,10 +181,18 @@ def match_folders(
 
     Raises:
         AudioError: a folder does not exist.
+        OptionError: files and folders mixed.
         ReportError: no file is in every folder, or a folder holds two files of one name.
     """
     notes: list[str] = []
     roots = [Path(d) for d in dirs] + ([Path(reference)] if reference is not None else [])
+    if any(root.is_file() for root in roots):
+        if not all(root.is_file() for root in roots):
+            raise OptionError(
+                "A report compares folders (files matched by relative name) or single files (one clip), "
+                "not a mix of both."
+            )
+        return [Clip(roots[0].stem, tuple(roots[: len(dirs)]), roots[-1] if reference is not None else None)], notes
     found = [_stems(root, notes) for root in roots]
     common = set(found[0]).intersection(*found[1:])
     if not common:
@@ -194,6 +206,21 @@ def match_folders(
         paths = tuple(f[name] for f in found[: len(dirs)])
         clips.append(Clip(name, paths, found[-1][name] if reference is not None else None))
     return clips, notes
+
+
+def _check_references(clips: Sequence[Clip]) -> None:
+    """Refuse a reference that is the noisy input a system's file was refined from
+    (:mod:`sips.provenance`): it would be shown, scored and hidden as the clean one."""
+    from .provenance import misused_references
+
+    pairs = [(path, clip.reference) for clip in clips for path in clip.paths]
+    refined, _ = misused_references(pairs)
+    if refined:
+        est, ref = refined[0]
+        raise ReportError(
+            f"{audio_io.display(est)} was refined from {audio_io.display(ref)}, so --reference would show its noisy "
+            "input as the clean one; give the clean speech as --reference."
+        )
 
 
 def sample_clips(clips: Sequence[Clip], limit: int | None, seed: int) -> list[Clip]:
@@ -453,10 +480,12 @@ def build_report(
     """Write the report folder ``out`` (see the module docstring) for the systems in ``dirs``.
 
     Args:
-        dirs: one folder per system, holding files with the same relative names (searched recursively).
+        dirs: one folder per system, holding files with the same relative names (searched recursively),
+            or one file per system (a report of one clip).
         out: the report folder: new, empty, or an earlier report (which is replaced).
-        reference: a folder of clean references named like the outputs; enables SI-SDR, PESQ and
-            ESTOI, the open and hidden reference of the blind test.
+        reference: a folder of clean references named like the outputs (a file with files); enables
+            SI-SDR, PESQ and ESTOI, the open and hidden reference of the blind test. A reference
+            that a system's file was refined from (the noisy input) is refused.
         names: a name per system (default: the folder names).
         limit: show only this many files, drawn reproducibly with ``seed``.
         seed: seeds the draw of ``limit``, the blind test's order and the prior's probes.
@@ -493,6 +522,8 @@ def build_report(
     groups, notes = choose_metrics(metrics, reference is not None)
     clips, found_notes = match_folders(dirs, reference)
     notes += found_notes
+    if reference is not None:
+        _check_references(clips)
     clips = sample_clips(clips, limit, seed)
     heads = [check_clip(c, systems) for c in clips]  # every header before any work
     if "quality" in groups and (prior is None or isinstance(prior, str | os.PathLike)):

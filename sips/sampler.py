@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .errors import OptionError
+from .errors import OptionError, spell
 from .interpolant import DEFAULT_C, gamma, gamma_dot, time_grid
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,7 +68,9 @@ def check_settings(steps: int, kappa: float, method: str, *, allow_auto: bool = 
     ):
         raise OptionError(f"strength must be a finite number >= 0, got {strength!r}.")
     if method == "heun" and kappa > 0:
-        raise OptionError("method 'heun' integrates the deterministic ODE; use kappa=0 or method='euler'.")
+        raise OptionError(
+            f"{spell('method', 'heun')} integrates the deterministic ODE; use {spell('kappa', 0)} or {spell('method', 'euler')}."
+        )
 
 
 def nfe(steps: int, method: str = "euler", kappa: float = 0.0) -> int:

@@ -16,7 +16,7 @@ Modes (one string, as every option of :func:`sips.refine`):
   common factor if the sources sum to the mixture), and any scaling of the estimates by the
   predictor (``-0.1 x_hat``) gives the same result.
 - ``"auto"`` (the default): ``"gain"`` for more than one source; for one source (enhancement),
-  ``AUTO_ENHANCEMENT`` (chosen by measurement, see the README's sweep).
+  ``AUTO_ENHANCEMENT`` (chosen by measurement, see docs/benchmarks.md, "Choosing the defaults").
 
 The gains are computed per window (long inputs are refined in windows) and per item of a batch,
 on the peak-normalised signals. A tiny ridge keeps silent or linearly dependent sources finite:

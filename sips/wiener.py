@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .arrays import accepts_numpy
 from .predictors import register_adapter
 
 
@@ -70,8 +71,9 @@ class WienerFilter:
         minimum = -F.max_pool1d(-padded, kernel_size=w, stride=1)
         return (self.bias * minimum).reshape(b, f, n).clamp_min(1e-12)
 
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Enhance ``[B, T]`` (or ``[T]``) -> ``[B, 1, T]``."""
+        """Enhance ``[B, T]`` (or ``[T]``) -> ``[B, 1, T]`` (numpy in, numpy out)."""
         if mixture.dim() == 1:
             mixture = mixture.unsqueeze(0)
         device = self.device or mixture.device

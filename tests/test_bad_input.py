@@ -231,7 +231,7 @@ CASES = {
     "window-too-short": (
         lambda t: _good(t / "IN" / "x.wav"),
         ["refine", "IN/x.wav", "--chunk-seconds", "0.01"],
-        "chunk_seconds",
+        "--chunk-seconds 0.01 must exceed",
     ),
     "float16-on-cpu": (
         lambda t: _good(t / "IN" / "x.wav"),
@@ -354,7 +354,7 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
     written = []
     original = sips.files._write_all
 
-    def interrupted(sources, paths, rate, converted):
+    def interrupted(groups, converted, digest):
         if len(written) == 2:  # Ctrl-C while the third output is being written
             original_init = sf.SoundFile.write
 
@@ -363,11 +363,11 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
 
             monkeypatch.setattr(sf.SoundFile, "write", stop)
             try:
-                return original(sources, paths, rate, converted)
+                return original(groups, converted, digest)
             finally:
                 monkeypatch.setattr(sf.SoundFile, "write", original_init)
-        written.append(paths[0].name)
-        return original(sources, paths, rate, converted)
+        written.append(groups[0].paths[0].name)
+        return original(groups, converted, digest)
 
     monkeypatch.setattr(sips.files, "_write_all", interrupted)
     assert main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "2"]) == 130
@@ -399,12 +399,12 @@ OPTION_CASES = {
     "kappa-negative": ([*REFINE, "--kappa", "-1"], "--kappa: expected a number >= 0, got '-1'"),
     "kappa-nan": ([*REFINE, "--kappa", "nan"], "--kappa: expected a number >= 0, got 'nan'"),
     "method-unknown": ([*REFINE, "--method", "rk4"], "--method: invalid choice: 'rk4'"),
-    "heun-with-kappa": ([*REFINE, "--method", "heun", "--kappa", "0.3"], "use kappa=0 or method='euler'"),
+    "heun-with-kappa": ([*REFINE, "--method", "heun", "--kappa", "0.3"], "use --kappa 0 or --method euler"),
     "steps-zero": ([*REFINE, "--steps", "0"], "--steps: expected an integer >= 1, got '0'"),
     "steps-text": ([*REFINE, "--steps", "many"], "--steps: expected an integer >= 1, got 'many'"),
     "seed-negative": ([*REFINE, "--seed", "-1"], "--seed: expected an integer >= 0"),
     "chunk-negative": ([*REFINE, "--chunk-seconds", "-2"], "--chunk-seconds: expected a number >= 0"),
-    "overlap-too-long": ([*REFINE, "--chunk-seconds", "2", "--overlap-seconds", "3"], "overlap_seconds (3.0) must lie"),
+    "overlap-too-long": ([*REFINE, "--chunk-seconds", "2", "--overlap-seconds", "3"], "--overlap-seconds 3.0 must lie"),
     "chunk-batch-zero": ([*REFINE, "--chunk-batch", "0"], "--chunk-batch: expected an integer >= 1"),
     "n-src-zero": ([*REFINE, "--n-src", "0"], "--n-src: expected an integer >= 1"),
     "ensemble-without-kappa": ([*REFINE, "--ensemble", "4"], "--ensemble needs --kappa > 0"),

@@ -126,6 +126,29 @@ def test_sixteen_khz_predictor_on_other_rates_matches_manual_resampling(small_pr
     torch.testing.assert_close(out, bands.resample(at16, 16000, 22050, mixture.shape[-1]))
 
 
+def test_no_rate_is_the_shared_rate_or_refused(small_prior):
+    """The documented policy: sample_rate=None means 16 kHz where predictor and prior both work at
+    16 kHz (the same result as sample_rate=16000); with a predictor at another rate it is refused in
+    one sentence naming both rates, for tensors and numpy alike, before the predictor runs."""
+    mixture = mixture_at(16000)
+    pred16 = RecordingPredictor(16000)
+    torch.testing.assert_close(
+        sips.refine(pred16, mixture, prior=small_prior, steps=2),
+        sips.refine(pred16, mixture, sample_rate=16000, prior=small_prior, steps=2),
+        rtol=0,
+        atol=0,
+    )
+    pred48 = RecordingPredictor(48000)
+    for data in (mixture, mixture.numpy()):
+        with pytest.raises(SampleRateError) as info:
+            sips.refine(pred48, data, prior=small_prior, steps=2)
+        text = str(info.value)
+        assert "48000 Hz" in text and "16000 Hz" in text and "sample_rate=48000" in text and "\n" not in text
+    assert pred48.lengths == []  # refused before the predictor ran
+    # refine_estimates has no predictor: None is the prior's rate, as documented
+    assert sips.refine_estimates(0.5 * mixture, mixture, prior=small_prior, steps=2).shape == (1, mixture.shape[-1])
+
+
 def test_bad_rates_are_one_sentence(small_prior):
     for bad in (0, -16000, 16000.5, "16k", True):
         with pytest.raises(SampleRateError, match="positive whole number"):

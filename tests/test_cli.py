@@ -254,7 +254,31 @@ def test_a_missing_builtin_adapter_names_its_distribution(tmp_path, monkeypatch,
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "comes with the distribution sips-semamba, which is not installed (pip install sips-semamba)" in line
     assert main(["predictors"]) == 0
-    assert "pip install sips-semamba" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "pip install sips-semamba" in captured.err
+    (row,) = [line for line in captured.out.splitlines() if line.startswith("semamba ")]
+    assert row.split()[:5] == ["semamba", "enhance", "16", "kHz", "shipped"]
+    assert "not installed: pip install sips-semamba" in row
+
+
+def test_predictors_lists_task_rate_and_weights_without_importing_adapters():
+    """Rows of the built-in adapters come from a table: listing them imports no adapter package."""
+    import subprocess
+
+    code = (
+        "import sys; from sips.cli import main; main(['predictors']); "
+        "print([m for m in sys.modules if m.startswith(('sips_', 'asteroid', 'onnxruntime', 'df'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[-1] == "[]"
+    header, *rows = lines[:-1]
+    assert header.split() == ["name", "task", "rate", "weights", "distribution", "notes"]
+    table = {r.split()[0]: r for r in rows}
+    assert "48 kHz" in table["deepfilternet"] and "enhance" in table["deepfilternet"]
+    assert "separate" in table["convtasnet"] and "shipped" in table["convtasnet"]
+    assert "--checkpoint FILE" in table["flexio"] and "--checkpoint FILE" in table["ncsnpp"]
+    assert "--checkpoint FILE" in table["asteroid"] and "none needed" in table["wiener"]
 
 
 def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
@@ -283,8 +307,9 @@ def _in_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
 
 def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir):
-    """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal,
-    or with --quiet, only the written path is printed (checked on 3 s in 1 s windows, to be quick)."""
+    """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal the
+    written path and the one summary line are printed, with --quiet only the path (checked on 3 s in
+    1 s windows, to be quick)."""
     from sips.chunks import window_starts
 
     write_wav(tmp_path / "long.wav", noisy(speech_like(60.0), 10.0).numpy())
@@ -311,7 +336,9 @@ def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir)
     code, terminal, _ = _in_a_terminal(["refine", *short, "-o", str(tmp_path / "quiet"), "--quiet"])
     assert code == 0 and terminal.strip() == "", terminal
     plain = subprocess.run([str(SIPS), "refine", *short, "-o", str(tmp_path / "pipe")], capture_output=True, text=True)
-    assert plain.returncode == 0 and plain.stderr == "" and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
+    assert plain.returncode == 0 and plain.stdout.strip() == str(tmp_path / "pipe" / "short.wav")
+    (summary,) = plain.stderr.strip().splitlines()
+    assert summary.startswith("sips: refined 1 file (3.00 s of audio) with predictor ") and "RTF" in summary
     code, terminal, out = _in_a_terminal(["quality", str(tmp_path / "short.wav"), "--prior", str(prior_dir)])
     assert code == 0 and "quality:" in terminal and "/8 " in terminal, terminal  # 8 levels x 1 probe
     assert str(tmp_path / "short.wav") in out

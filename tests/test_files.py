@@ -264,7 +264,11 @@ def test_unsupported_files_are_named_in_one_line(tmp_path, prior_dir, capsys):
     assert sf.info(tmp_path / "OUT" / "sub" / "b.opus").subtype == "OPUS"
     assert main(["quality", str(tmp_path / "IN"), *common]) == 0  # siblings: quality and eval say it too
     assert sum("skipped 2 file(s)" in line for line in capsys.readouterr().err.splitlines()) == 1
-    assert main(["eval", str(tmp_path / "IN"), str(tmp_path / "OUT"), "--metrics", "si_sdr"]) == 0
+    _write(tmp_path / "REF" / "a.wav", _speech(24000, 16000) * 0.5)  # eval: clean references, not the inputs
+    _write(tmp_path / "REF" / "sub" / "b.opus", _speech(24000, 16000) * 0.5, subtype="OPUS")
+    (tmp_path / "REF" / "c.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+    (tmp_path / "REF" / "sub" / "notes.txt").write_text("hello")
+    assert main(["eval", str(tmp_path / "REF"), str(tmp_path / "OUT"), "--metrics", "si_sdr"]) == 0
     assert sum("skipped 2 file(s)" in line for line in capsys.readouterr().err.splitlines()) == 1
     (tmp_path / "ONLY").mkdir()
     (tmp_path / "ONLY" / "c.m4a").write_bytes(b"\x00")

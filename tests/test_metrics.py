@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import sips.metrics as M
 from sips.errors import AdapterError
 from sips.metrics import pit_si_sdr, si_sdr
 from sips.weights import load_strict, state_dict_mismatch
@@ -252,3 +253,28 @@ def test_nisqa_column_in_eval_and_unsafe_checkpoint_refused(nisqa_checkpoint, fo
         SipsError, match=r"NISQA checkpoint .* holds Python objects besides tensors \(builtins\.float\)"
     ):
         nisqa(speech_like(0.5))
+
+
+def test_a_missing_metric_package_names_the_metric_and_the_extra(monkeypatch, tmp_path, capsys):
+    """Python names the metric, the package and the extra; ``sips eval`` says the same in one line
+    with the CLI's --metrics (exit 2)."""
+    import sys
+
+    from sips.cli import main
+    from sips.errors import MissingDependencyError
+
+    from conftest import write_wav
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
+    with pytest.raises(MissingDependencyError) as info:
+        M.dnsmos(speech_like(0.5))
+    text = str(info.value)
+    assert "metric dnsmos" in text and "onnxruntime" in text and "pip install 'sips-prior[eval]'" in text
+    assert "metrics=" in text and "\n" not in text
+    clean = speech_like(0.5)
+    write_wav(tmp_path / "ref" / "x.wav", clean.numpy())
+    write_wav(tmp_path / "est" / "x.wav", 0.9 * clean.numpy())
+    assert main(["eval", str(tmp_path / "ref"), str(tmp_path / "est"), "--metrics", "si_sdr", "dnsmos"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "The metric dnsmos needs the package onnxruntime" in line and "--metrics" in line
+    assert "metrics=" not in line

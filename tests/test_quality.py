@@ -95,3 +95,13 @@ def test_cli_quality_names_files_by_the_path_as_given(tmp_path, capsys, monkeypa
     assert table == ["a/x.wav", "b/sub/x.wav"]
     rows = [row.split(",")[0] for row in (tmp_path / "q.csv").read_text().splitlines()[1:]]
     assert rows == ["a/x.wav", "b/sub/x.wav"]
+
+
+def test_the_help_says_what_the_score_means_and_its_scale(capsys):
+    from sips.cli import main
+
+    assert main(["quality", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "minus the prior's own training loss" in text and "Higher is closer to clean speech" in text
+    assert "not a MOS" in text and "clean speech scores about +0.66" in text and "at -5 dB about +0.04" in text
+    assert "digital silence scores high" in text and "Compare scores of one prior only" in text

@@ -90,8 +90,11 @@ def test_other_rates_are_resampled_not_refused(small_prior, signal_pair):
     _, mixture = signal_pair
     out = sips.refine(lambda x: x, mixture, prior=small_prior, sample_rate=8000, steps=2)
     assert out.shape == (1, mixture.shape[-1])
-    out = sips.refine(sips.as_predictor(lambda x: x, sample_rate=8000), mixture, prior=small_prior, steps=2)
+    at8k = sips.as_predictor(lambda x: x, sample_rate=8000)
+    out = sips.refine(at8k, mixture, prior=small_prior, sample_rate=16000, steps=2)
     assert out.shape == (1, mixture.shape[-1])
+    with pytest.raises(SampleRateError, match="rate cannot be assumed"):  # 8 or 16 kHz? not guessed
+        sips.refine(at8k, mixture, prior=small_prior, steps=2)
     with pytest.raises(SampleRateError, match="positive whole number of Hz"):
         sips.refine(lambda x: x, mixture, prior=small_prior, sample_rate=-1)
 

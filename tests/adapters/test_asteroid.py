@@ -15,11 +15,13 @@ import warnings
 
 import pytest
 import sips_asteroid  # noqa: E402
+import soundfile as sf
 import torch
 from sips_asteroid import checkpoints  # noqa: E402
 from sips_asteroid.kaituoxu import KaituoxuConfig, KaituoxuConvTasNet  # noqa: E402
 
 import sips
+from sips.cli import main
 
 from conftest import REFERENCE
 
@@ -373,9 +375,20 @@ def test_missing_checkpoint_file(tmp_path):
 
 def test_no_default_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "DEFAULT_FOLDER", tmp_path / "default")
-    for name in ("asteroid", "convtasnet"):
-        with pytest.raises(sips.AdapterError, match="No default weights"):
-            sips.load_predictor(name)
+    with pytest.raises(sips.AdapterError, match="No default weights"):
+        sips.load_predictor("convtasnet")
+
+
+def test_asteroid_needs_a_checkpoint_and_is_no_alias_of_convtasnet(tmp_path, capsys):
+    """``"asteroid"`` runs the model you name: without a checkpoint it is an error (one sentence, exit
+    2 in the CLI) that points to ``"convtasnet"`` for the shipped weights, never a silent Conv-TasNet."""
+    with pytest.raises(sips.AdapterError, match=r"needs checkpoint= .*the predictor convtasnet"):
+        sips.load_predictor("asteroid")
+    sf.write(tmp_path / "x.wav", mixture(1, 0.3)[0].numpy(), 16000)
+    assert main(["refine", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "--predictor", "asteroid"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "needs --checkpoint FILE" in line and "convtasnet" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_save_default_round_trip(tmp_path, monkeypatch):
@@ -390,11 +403,10 @@ def test_save_default_round_trip(tmp_path, monkeypatch):
     mix = mixture(2, 0.1)
     with torch.no_grad():
         expected = model(mix)
-    for name in ("convtasnet", "asteroid"):
-        pred = sips.load_predictor(name)
-        assert torch.equal(pred(mix), expected)
-    # the same folder given explicitly
+    assert torch.equal(sips.load_predictor("convtasnet")(mix), expected)
+    # the same folder given explicitly, to either adapter
     assert torch.equal(sips.load_predictor("convtasnet", checkpoint=folder)(mix), expected)
+    assert torch.equal(sips.load_predictor("asteroid", checkpoint=folder)(mix), expected)
 
     sips_asteroid.save_default(model, tmp_path / "nocard")
     assert "ConvTasNet" in (tmp_path / "nocard" / "README.md").read_text()

@@ -33,6 +33,7 @@ def test_published_layout_and_postprocess_with_a_separator(tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "out"), "--layout", "published"]) == 0
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.wav"))
     assert written == ["s1/mix.wav", "s2/mix.wav"]
+    capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "post"), "--postprocess"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "enhancement predictors only" in err

@@ -3,13 +3,15 @@
 Each adapter installed through the ``sips.adapters`` entry points gets a small instance here
 (shipped default weights where the adapter has them, a tiny random-init config otherwise) and
 must: declare its native ``sample_rate``, map ``[B, T]`` to ``[B, n_src, T]`` float32 of the same
-length, keep its output on its own device, follow ``.to()``, give identical outputs on repeated
-calls, carry no autograd graph, and work inside ``sips.refine``.
+length, take a numpy mixture as ``sips.refine`` does (and then return numpy), keep its output on its
+own device, follow ``.to()``, give identical outputs on repeated calls, carry no autograd graph, and
+work inside ``sips.refine``.
 """
 
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,6 +91,23 @@ def predictor(request, tmp_path):
     return BUILDERS[request.param](tmp_path)
 
 
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_the_table_of_sips_predictors_is_true(name, tmp_path):
+    """`sips predictors` lists task, rate and weights from sips.predictors.BUILTIN_INFO without
+    importing anything; each installed adapter must be what that table says."""
+    info = sips.predictors.BUILTIN_INFO[name]
+    if info.weights == "checkpoint":
+        with pytest.raises(sips.AdapterError, match="checkpoint="):
+            sips.load_predictor(name)
+    built = BUILDERS[name](tmp_path)  # the shipped weights where there are any, else a tiny model
+    if info.sample_rate is not None:
+        assert built.sample_rate == info.sample_rate
+    if info.task == "enhance":
+        assert built.n_src == 1
+    elif info.task == "separate":
+        assert built.n_src > 1
+
+
 def _mixtures(batch=2, length=8001):
     return torch.stack([noisy(speech_like(length / 16000, seed=k), 5.0, seed=k + 1)[:length] for k in range(batch)])
 
@@ -99,6 +118,18 @@ def test_shapes_length_and_dtype(predictor):
     assert out.shape == (2, predictor.n_src, mix.shape[-1])
     assert out.dtype == torch.float32 and torch.isfinite(out).all() and not out.requires_grad
     assert isinstance(predictor.sample_rate, int) and predictor.sample_rate in (8000, 16000, 22050, 24000, 44100, 48000)
+
+
+def test_numpy_in_numpy_out(predictor):
+    """A numpy mixture (float64 here, as soundfile reads by default) gives a float32 numpy array
+    with the tensor path's values; an unsigned array is refused in one sentence, as refine does."""
+    mix = _mixtures()
+    out = predictor(mix.numpy().astype(np.float64))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+    assert out.shape == (2, predictor.n_src, mix.shape[-1])
+    np.testing.assert_allclose(out, predictor(mix).cpu().numpy(), atol=1e-5, rtol=1e-4)
+    with pytest.raises(sips.AudioError, match="unsigned integer"):
+        predictor(np.zeros((1, 8000), dtype=np.uint8))
 
 
 def test_deterministic_and_batch_independent(predictor):
@@ -119,5 +150,10 @@ def test_device_round_trip(predictor):
 
 def test_works_inside_refine(predictor):
     mix = _mixtures(1, 8000)[0]
-    out = sips.refine(predictor, mix, steps=2)  # at 16 kHz, whatever the predictor's own rate
+    out = sips.refine(predictor, mix, sample_rate=16000, steps=2)  # at 16 kHz, whatever the predictor's own rate
     assert out.shape == (predictor.n_src, 8000) and torch.isfinite(out).all()
+    if predictor.sample_rate == 16000:  # predictor and prior agree: no rate given means theirs
+        assert torch.equal(sips.refine(predictor, mix, steps=2), out)
+    else:  # which of the two rates the audio has cannot be assumed: refused rather than guessed
+        with pytest.raises(sips.SampleRateError, match=f"predictor works at {predictor.sample_rate} Hz"):
+            sips.refine(predictor, mix, steps=2)

@@ -10,7 +10,8 @@
   its ``ConvTasNet`` constructor expresses them exactly (cLN models), otherwise in the native
   re-implementation :class:`~sips_asteroid.kaituoxu.KaituoxuConvTasNet`.
 
-With ``checkpoint=None`` both load the default weights shipped in ``sips_asteroid/default/``.
+With ``checkpoint=None``, ``"convtasnet"`` loads the default weights shipped in
+``sips_asteroid/default/``; ``"asteroid"`` needs a checkpoint (it is not an alias of ``"convtasnet"``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sips.errors import AdapterError
+from sips.arrays import accepts_numpy
+from sips.errors import AdapterError, spell
 
 from . import checkpoints
 from ._lazy import import_asteroid
@@ -59,7 +61,8 @@ class AsteroidPredictor:
         rate = sample_rate if sample_rate is not None else getattr(model, "sample_rate", None)
         if rate is None:
             raise AdapterError(
-                f"The {type(model).__name__} model does not record its sample rate; pass config={{'sample_rate': ...}}."
+                f"The {type(model).__name__} model does not record its sample rate; give sample_rate in "
+                f"{spell('config')}."
             )
         self.model = model.eval()
         self.sample_rate = int(round(float(rate)))
@@ -103,8 +106,10 @@ class AsteroidPredictor:
         forward = getattr(self.model, "forward_wav", None) or self.model
         return forward(wav)
 
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Separate/enhance ``[B, T]`` (or ``[T]``) -> ``[B, n_src, T]`` float32 on the model's device."""
+        """Separate/enhance ``[B, T]`` (or ``[T]``) -> ``[B, n_src, T]`` float32 on the model's device (a
+        numpy mixture gives a numpy array)."""
         if not isinstance(mixture, torch.Tensor):
             mixture = torch.as_tensor(mixture)
         if mixture.dim() == 1:
@@ -167,7 +172,9 @@ class ConvTasNetPredictor(AsteroidPredictor):
             self.backend = "asteroid"
             min_length, model_n_src = model.encoder.filterbank.kernel_size, model.masker.n_src
         if n_src is not None and int(n_src) != model_n_src:
-            raise AdapterError(f"This Conv-TasNet separates {model_n_src} sources, but n_src={n_src} was asked.")
+            raise AdapterError(
+                f"This Conv-TasNet separates {model_n_src} sources, but {spell('n_src', n_src)} was asked."
+            )
         super().__init__(model, sample_rate=sample_rate, n_src=model_n_src, device=device)
         self.min_length = int(min_length)
 
@@ -200,8 +207,8 @@ def load(
         checkpoint: a ``.pth`` written with ``torch.save(model.serialize(), path)`` (asteroid's
             package), a folder with ``config.json`` + ``model.safetensors``, a ``.safetensors``
             state dict (with ``config``), or a Hub id / asteroid zoo name / URL
-            (``"owner/name[@revision]"``, downloaded by asteroid). ``None``: the default weights
-            shipped in ``sips_asteroid/default/``.
+            (``"owner/name[@revision]"``, downloaded by asteroid). Required: this adapter runs the
+            model you name; the shipped Conv-TasNet is the ``"convtasnet"`` adapter.
         config: mapping or JSON/YAML file of constructor arguments overriding the package's
             ``model_args`` (e.g. ``{"sample_rate": 16000}``); required for bare state dicts, with an
             optional ``model_name`` (default ``"ConvTasNet"``).
@@ -210,7 +217,16 @@ def load(
 
     Returns:
         An :class:`AsteroidPredictor` (a :class:`ConvTasNetPredictor` for ConvTasNet models).
+
+    Raises:
+        AdapterError: no ``checkpoint`` (one sentence pointing to ``"convtasnet"`` for the shipped
+            weights), or one that cannot be read or does not fit.
     """
+    if checkpoint is None:
+        raise AdapterError(
+            f"The asteroid predictor runs an asteroid model you name, so it needs {spell('checkpoint')} (a "
+            "serialize() package, a folder or a Hub id); the shipped Conv-TasNet is the predictor convtasnet."
+        )
     kind, obj, cfg, source, name = _open(checkpoint, config)
     if kind in ("kaituoxu", "kaituoxu_state"):
         raise AdapterError(f"{source} is a kaituoxu Conv-TasNet checkpoint; load it with the 'convtasnet' adapter.")
@@ -219,7 +235,7 @@ def load(
         return ConvTasNetPredictor(model, n_src=n_src, device=device)
     model_n_src = _model_n_src(model)
     if n_src is not None and model_n_src is not None and int(n_src) != model_n_src:
-        raise AdapterError(f"{source} separates {model_n_src} sources, but n_src={n_src} was asked.")
+        raise AdapterError(f"{source} separates {model_n_src} sources, but {spell('n_src', n_src)} was asked.")
     return AsteroidPredictor(model, n_src=model_n_src if model_n_src is not None else n_src, device=device)
 
 
@@ -278,7 +294,8 @@ def _open(checkpoint: Checkpoint, config: Config) -> tuple[str, Any, dict[str, A
         folder = checkpoints.default_folder()
         if not folder.is_dir():
             raise AdapterError(
-                "No default weights are shipped with sips-asteroid yet; pass checkpoint= (a file, folder or Hub id)."
+                f"No default weights are shipped with sips-asteroid yet; pass {spell('checkpoint')} (a file, folder "
+                "or Hub id)."
             )
         path, source = folder, f"the default weights ({folder})"
     else:
@@ -310,7 +327,7 @@ def _asteroid_model(
     else:
         if not cfg:
             raise AdapterError(
-                f"{source} is a bare state dict; pass config= with the model's constructor arguments "
+                f"{source} is a bare state dict; pass {spell('config')} with the model's constructor arguments "
                 "(and model_name if it is not a ConvTasNet)."
             )
         args = dict(cfg)
@@ -376,7 +393,7 @@ def _kaituoxu_parts(
     else:
         if not cfg:
             raise AdapterError(
-                f"{source} is a bare Conv-TasNet state dict; pass config= with its hyper-parameters "
+                f"{source} is a bare Conv-TasNet state dict; pass {spell('config')} with its hyper-parameters "
                 "N, L, B, H, P, X, R, C (and norm_type, causal, mask_nonlinear)."
             )
         hparams = KaituoxuConfig.from_mapping(cfg, f"the config for {source}")

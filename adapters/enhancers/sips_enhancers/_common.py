@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sips.arrays import accepts_numpy
 from sips.configfile import read_config_file
-from sips.errors import AdapterError
+from sips.errors import AdapterError, named, spell
 
 MixtureLike = torch.Tensor | np.ndarray
 DeviceLike = str | torch.device | None
@@ -79,9 +80,13 @@ def factory_options(
             ``n_src`` other than 1, or a config key the adapter does not know.
     """
     if checkpoint is not None:
-        raise AdapterError(f"The {name} predictor runs the weights shipped in {source} and takes no checkpoint.")
+        raise AdapterError(
+            f"The {name} predictor runs the weights shipped in {source} and takes no {named('checkpoint')}."
+        )
     if n_src is not None and n_src != 1:
-        raise AdapterError(f"The {name} predictor is a single-output enhancer; n_src must be 1, got {n_src}.")
+        raise AdapterError(
+            f"The {name} predictor is a single-output enhancer, so {spell('n_src', n_src)} cannot be; leave it out or give 1."
+        )
     merged: dict[str, Any] = {}
     if config is not None:
         merged = dict(config) if isinstance(config, Mapping) else read_config_file(config, f"{name} predictor config")
@@ -201,8 +206,9 @@ class ItemwiseEnhancer(Enhancer):
         """One item ``[T]`` -> its sample-aligned estimate ``[T]``."""
         raise NotImplementedError
 
+    @accepts_numpy
     def __call__(self, mixture: MixtureLike) -> torch.Tensor:
-        """``[B, T]`` at :attr:`sample_rate` -> ``[B, 1, T]`` float32, sample-aligned."""
+        """``[B, T]`` at :attr:`sample_rate` -> ``[B, 1, T]`` float32, sample-aligned (numpy in, numpy out)."""
         batch, device = as_batch(mixture)
         return as_output(np.stack(map_items(self._enhance, list(batch))), device)
 

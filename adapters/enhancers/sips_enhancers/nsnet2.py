@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sips.arrays import accepts_numpy
 from sips.errors import AdapterError
 
 from ._common import (
@@ -103,8 +104,9 @@ class NSNet2Predictor(Enhancer):
         self._synthesis = self.spec.synthesis_window()
         super().__init__(device)
 
+    @accepts_numpy
     def __call__(self, mixture: MixtureLike) -> torch.Tensor:
-        """``[B, T]`` at :attr:`sample_rate` -> ``[B, 1, T]`` float32, sample-aligned."""
+        """``[B, T]`` at :attr:`sample_rate` -> ``[B, 1, T]`` float32, sample-aligned (numpy in, numpy out)."""
         batch, device = as_batch(mixture)
         spec, hop = self.spec, self.spec.hop
         length = batch.shape[-1]

@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from sips.errors import AdapterError, AudioError
+from sips.arrays import accepts_numpy
+from sips.errors import AdapterError, AudioError, spell
 
 from .checkpoint import load_strict, read_state_dict, state_dict_for_saving
 from .config import read_config_file, resolve_hparams, sample_rate_of
@@ -132,7 +133,7 @@ class FlexIOPredictor:
         stored: dict[str, Any] = {}
         if config is None:
             if not (folder / CONFIG_NAME).is_file():
-                raise AdapterError(f"The FlexIO folder {folder} has no {CONFIG_NAME}; pass config=.")
+                raise AdapterError(f"The FlexIO folder {folder} has no {CONFIG_NAME}; pass {spell('config')}.")
             stored = read_config_file(folder / CONFIG_NAME)
             config = stored
         hp = resolve_hparams(config)
@@ -170,6 +171,7 @@ class FlexIOPredictor:
         return self
 
     # -- inference ---------------------------------------------------------------------------
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor, n_src: int | None = None) -> torch.Tensor:
         """Separate ``mixture`` into ``n_src`` speech estimates.
 
@@ -178,7 +180,7 @@ class FlexIOPredictor:
             n_src: number of sources for this call (default: ``self.n_src``).
 
         Returns:
-            ``[B, n_src, T]`` float32 on the model's device.
+            ``[B, n_src, T]`` float32 on the model's device (a numpy array for a numpy mixture).
         """
         n = self.n_src if n_src is None else _check_n_src(n_src)
         if not isinstance(mixture, torch.Tensor):
@@ -220,7 +222,7 @@ def load(
         folder = default_weights_dir()
         if not (folder / WEIGHTS_NAME).is_file():
             raise AdapterError(
-                "No default FlexIO weights are shipped; pass checkpoint= (e.g. the published flexio_avg.ckpt)."
+                f"No default FlexIO weights are shipped; pass {spell('checkpoint')} (e.g. the published flexio_avg.ckpt)."
             )
         return FlexIOPredictor._from_folder(folder, config=config, n_src=n_src, device=device)
     return FlexIOPredictor.from_checkpoint(checkpoint, config=config, n_src=n_src, device=device)

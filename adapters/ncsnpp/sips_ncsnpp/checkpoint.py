@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sips import weights
-from sips.errors import AdapterError
+from sips.errors import AdapterError, spell
 
 __all__ = [
     "ALLOWED_GLOBALS",
@@ -115,7 +115,7 @@ def inference_state(ckpt: Any, model: nn.Module, source: str) -> dict[str, torch
         size = f" (nf={cfg.get('nf')}, ch_mult={cfg.get('ch_mult')})" if cfg else ""
         raise AdapterError(
             f"The weights in {source} do not fit the NCSN++ network{size}: {problem}; "
-            "for another size pass its constructor arguments as config=."
+            f"for another size pass its constructor arguments as {spell('config')}."
         )
     if ema is None:
         return dict(ckpt)

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sips.errors import AdapterError, AudioError
+from sips.arrays import accepts_numpy
+from sips.errors import AdapterError, AudioError, spell
 
 from .checkpoint import load_weights
 from .config import ConfigLike
@@ -104,8 +105,10 @@ class NCSNppPredictor:
         return self
 
     # -- inference ---------------------------------------------------------------------------
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Enhance ``mixture [B, T]`` (or ``[T]``) -> ``[B, 1, T]`` float32 on the model's device.
+        """Enhance ``mixture [B, T]`` (or ``[T]``) -> ``[B, 1, T]`` float32 on the model's device (a numpy
+        mixture gives a numpy array).
 
         Each item is normalised by its own peak, as the published pipeline does for its one item.
         """
@@ -149,10 +152,12 @@ def load(
         crop_padded_frames: ``False`` reproduces the published pipeline's last samples.
     """
     if n_src is not None and n_src != 1:
-        raise AdapterError(f"NCSN++ is a single-output enhancement model; n_src must be 1, got {n_src}.")
+        raise AdapterError(
+            f"NCSN++ is a single-output enhancement model, so {spell('n_src', n_src)} cannot be; leave it out or give 1."
+        )
     if checkpoint is None:
         raise AdapterError(
-            "No default NCSN++ weights are shipped; pass checkpoint= (e.g. the published NCSNpp_VB-DMD.ckpt)."
+            f"No default NCSN++ weights are shipped; pass {spell('checkpoint')} (e.g. the published NCSNpp_VB-DMD.ckpt)."
         )
     return NCSNppPredictor.from_checkpoint(
         checkpoint, config=config, crop_padded_frames=crop_padded_frames, device=device

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from sips.errors import AdapterError
+from sips.arrays import accepts_numpy
+from sips.errors import AdapterError, spell
 from sips.weights import load_strict, load_torch_checkpoint
 
 from .config import ConfigLike, resolve_config
@@ -65,8 +66,10 @@ class SEMambaPredictor:
         self.model.to(device=device, dtype=dtype)
         return self
 
+    @accepts_numpy
     def __call__(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Enhance ``mixture [B, T]`` (or ``[T]``) -> ``[B, 1, T]`` float32 on the model's device."""
+        """Enhance ``mixture [B, T]`` (or ``[T]``) -> ``[B, 1, T]`` float32 on the model's device (a numpy
+        mixture gives a numpy array)."""
         if not isinstance(mixture, torch.Tensor):
             raise AdapterError(f"SEMambaPredictor expects a torch tensor, got {type(mixture).__name__}.")
         if mixture.dim() == 1:
@@ -119,7 +122,9 @@ class SEMambaPredictor:
         path = Path(path_or_hub_id)
         if path.is_dir():
             if config is not None:
-                raise AdapterError(f"The SEMamba weights folder {path} carries its own {CONFIG_NAME}; drop config=.")
+                raise AdapterError(
+                    f"The SEMamba weights folder {path} carries its own {CONFIG_NAME}; drop {spell('config')}."
+                )
             config = _read_folder_config(path)
             path = path / WEIGHTS_NAME
         elif not path.is_file():
@@ -144,7 +149,8 @@ def load(
         folder = default_weights_dir()
         if not (folder / WEIGHTS_NAME).is_file():
             raise AdapterError(
-                "No default SEMamba weights are shipped with sips-semamba; pass checkpoint= (e.g. SEMamba_advanced.pth)."
+                f"No default SEMamba weights are shipped with sips-semamba; pass {spell('checkpoint')} (e.g. the "
+                "published SEMamba_advanced.pth)."
             )
         checkpoint = folder
     return SEMambaPredictor.from_checkpoint(checkpoint, config=config, n_src=n_src, device=device)
@@ -152,7 +158,9 @@ def load(
 
 def _check_n_src(n_src: int | None) -> None:
     if n_src is not None and n_src != 1:
-        raise AdapterError(f"SEMamba is a single-output enhancement model; n_src must be 1, got {n_src}.")
+        raise AdapterError(
+            f"SEMamba is a single-output enhancement model, so {spell('n_src', n_src)} cannot be; leave it out or give 1."
+        )
 
 
 def _read_folder_config(folder: Path) -> dict[str, Any]:
