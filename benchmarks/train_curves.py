@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     if not found:
         raise SystemExit("No summary.json with a CPU-time history in the given folders.")
     shortest = min(s["history"][-1]["train_cpu_seconds"] for s in found.values()) / 60
-    minutes = args.at or [round(shortest * f, 2) for f in (0.25, 0.5, 0.75, 1.0)]
+    minutes = args.at or [math.floor(shortest * f * 100) / 100 for f in (0.25, 0.5, 0.75, 1.0)]
     header = " | ".join(f"loss @ {m:g} min | MSE @ {m:g} min" for m in minutes)
     print(f"| run | steps | CPU min | steps/CPU min | {header} |")
     print("|---|---|---|---|" + "---|" * (2 * len(minutes)))
