@@ -1,6 +1,7 @@
 """Corpus mixtures (seeded, at the requested SNR, two different speakers) and the predictor fit loop."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -167,10 +168,22 @@ def test_no_training_recipe_sees_a_held_out_voice():
         assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained), recipe
     # issue 21's campaign also trains on GPL-licensed game voices (not publishable as they are), never
     # on a held-out voice: the Tux Paint voices of TEST_VOICES / VALID_VOICES are validation only
-    script = (root / "priors/sips-cpu-16k/campaign.sh").read_text()
-    trained = re.findall(r"clean/\$split/(\w+)_\*", script)
-    assert set(trained) == {"festvox_ru", "asterisk", "fillets", "nexuiz"}
-    assert not any(v.startswith(tuple(trained)) for v in held_out)
+    for recipe in ("priors/sips-cpu-16k/campaign.sh", "priors/sips-cpu-16k/study.sh"):
+        trained = re.findall(r"clean/\$split/(\w+)_\*", (root / recipe).read_text())
+        assert set(trained) == {"festvox_ru", "asterisk", "fillets", "nexuiz"}, recipe
+        assert not any(v.startswith(tuple(trained)) for v in held_out), recipe
+    # the Conv-TasNet recipe's wide voice set (GPL voices): no held-out voice, nor a KDE voice set in a
+    # held-out voice's language
+    sys.path.insert(0, str(root / "adapters/asteroid/recipes"))
+    try:
+        import train_convtasnet
+    finally:
+        sys.path.pop(0)
+    wide = tuple(train_convtasnet.WIDE_SOURCES)
+    assert not any(v.startswith(wide) for v in held_out)
+    languages = {v.split("_")[1] for v in held_out}
+    assert not any(s.split("_")[1] in languages for s in wide if s.startswith(("klettres_", "ktuberling_")))
+    assert not any(s.startswith(TRAIN_SOURCES[1]) for s in wide)  # no CC-BY-SA prompts: one licence
 
 
 def test_fit_with_workers_ema_and_snapshots(tmp_path):
