@@ -251,7 +251,7 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
         OutputError: one sentence naming ``what``, the folder and the cause (a file in its place,
             no permission, a read-only file system, no space left).
     """
-    from .audio import display
+    from .errors import display
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -280,7 +280,7 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
 def check_file_target(path: str | os.PathLike, what: str) -> Path:
     """:func:`check_folder` on the folder of the file ``path`` (``what``, e.g. ``"--csv"``), which
     must not be a folder itself."""
-    from .audio import display
+    from .errors import display
 
     path = Path(path)
     if path.is_dir():
