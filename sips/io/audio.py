@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ._atomic import atomic_path, is_temporary
-from .bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
-from .bands import resample_array as resample
-from .errors import AudioError, ClippingWarning, display
+from .._atomic import atomic_path, is_temporary
+from ..errors import AudioError, ClippingWarning, display
+from ..prediction.bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
+from ..prediction.bands import resample_array as resample
 
 #: Audio file extensions and the libsndfile major format of each (``.opus`` is Ogg Opus).
 EXTENSIONS = {
