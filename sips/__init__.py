@@ -7,19 +7,20 @@ model::
     out = sips.refine(sips.load_predictor("wiener"), mixture, sample_rate=16000)
 
 The modules are grouped by concern, and data flows one way through the groups (docs/development.md,
-"Layout"; ``tests/test_layers.py`` holds the order):
+"Layout"; ``tests/test_layers.py`` holds the order). Lowest first:
 
-- the shared leaves at the top: ``errors``, ``defaults``, ``checks``, ``arrays``, ``_atomic``;
+- the shared leaves, modules beside this one: ``errors``, ``defaults``, ``checks``, ``arrays``,
+  ``_atomic``, ``_lazy``, ``_version``;
 - ``sips.prediction`` (predictors and their registry) and ``sips.pretrained`` (weights, the Hub);
 - ``sips.method`` (spectral, interpolant, sampler, nets, prior, scaling, chunks, refine);
 - ``sips.io`` (audio files);
 - ``sips.training`` and ``sips.evaluation``;
-- the command line, ``sips.cli``, and this module, the public API.
+- this module, the public API, and the command line, ``sips.cli``.
 
 Every module is also reachable by its name alone, loaded on first use (``sips.plot``,
 ``sips.metrics``, ``sips.files``, ...), so ``sips.plot.uncertainty(...)`` and ``from sips import
-metrics`` work after a plain ``import sips``. Import statements name the module's own path:
-``from sips.evaluation.metrics import si_sdr``.
+metrics`` work after a plain ``import sips``, as does ``sips.evaluation.plot.uncertainty(...)``.
+Import statements name the module's own path: ``from sips.evaluation.metrics import si_sdr``.
 """
 
 import importlib

@@ -11,6 +11,9 @@ temporaries whose lock can be taken (their writer is gone: the kernel drops the 
 process) are removed as stale. Where ``flock`` does not exist, a temporary is stale after
 :data:`STALE_SECONDS` without a change. A run claims an input's outputs with :func:`claim`, a
 locked temporary of a fixed name, so that another run leaves that input to it.
+
+A shared leaf at the top of the package: every group that writes a file (prior folders, weights
+snapshots, audio outputs, scores, reports) uses it, so it knows none of them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from conftest import ROOT
 
 # Lowest first.
 LAYERS = (
-    ("shared",),  # errors, defaults, checks, arrays, _atomic, _version
+    ("shared",),  # errors, defaults, checks, arrays, _atomic, _lazy, _version
     ("prediction", "pretrained"),  # predictors and their registry; weights and the Hub
     ("method",),  # spectral, interpolant, sampler, nets, prior, scaling, chunks, refine
     ("io",),  # audio files
@@ -30,6 +30,7 @@ TOP = {
     "sips.__main__": "cli",
     "sips.cli": "cli",
     "sips._atomic": "shared",
+    "sips._lazy": "shared",
     "sips._version": "shared",
     "sips.arrays": "shared",
     "sips.checks": "shared",
@@ -107,16 +108,19 @@ def test_every_group_is_a_subpackage_and_every_subpackage_a_group():
 
 def test_every_module_keeps_its_name_under_sips():
     """``sips.<module>`` is the module wherever its group put it (``sips.files``, ``sips.metrics``);
-    ``refine``, ``quality`` and ``train`` are the functions of those names, as before the groups."""
+    ``refine``, ``quality`` and ``train`` are the functions of those names, as before the groups.
+    ``sips.<group>.<module>`` reaches it too, without an import statement."""
     for module in modules(ROOT):
         parts = module.split(".")
         if len(parts) != 3 or parts[2] == "__main__":
             continue
         moved = importlib.import_module(module)
+        group = importlib.import_module(f"sips.{parts[1]}")
+        assert group.__getattr__(parts[2]) is moved and parts[2] in dir(group)  # what a fresh `import sips` finds
         if parts[2] in {"refine", "quality", "train"}:
             assert getattr(sips, parts[2]) is getattr(moved, parts[2])
         else:
-            assert getattr(sips, parts[2]) is moved, module
+            assert sips.__getattr__(parts[2]) is moved, module
         assert parts[2] in dir(sips)
 
 

@@ -9,3 +9,7 @@ in ``report_assets/``).
 May use the shared modules, :mod:`sips.prediction`, :mod:`sips.pretrained`, :mod:`sips.method`
 and :mod:`sips.io`. Must not know training or the command line.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)

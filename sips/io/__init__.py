@@ -10,3 +10,7 @@ May use the shared modules, :mod:`sips.prediction`, :mod:`sips.pretrained` and :
 Must not know training, evaluation or the command line: it raises ``SipsError`` sentences, and
 printing them is the command's business.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)

@@ -12,3 +12,7 @@ May use the shared modules at the top of ``sips`` (``errors``, ``defaults``, ``c
 :mod:`sips.pretrained` (where a prior's weights come from). Must not know audio files
 (:mod:`sips.io`), training, evaluation or the command line: it sees tensors, never paths of audio.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)

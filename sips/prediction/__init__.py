@@ -11,3 +11,7 @@ the Hub (:mod:`sips.pretrained`), sampling, audio files, training, evaluation or
 An adapter needs no more than this group, the shared modules (``sips.errors``, ``sips.arrays``) and
 :mod:`sips.pretrained.weights` for its checkpoints.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)

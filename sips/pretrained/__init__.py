@@ -11,3 +11,7 @@ May use the shared modules at the top of ``sips`` only. Must not know networks o
 files and state dicts, not models), predictors, sampling, audio files, training, evaluation or the
 command line.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)

@@ -10,3 +10,7 @@ May use the shared modules, :mod:`sips.prediction`, :mod:`sips.pretrained` (snap
 :mod:`sips.method` (the prior, the training corruption, the encoder) and :mod:`sips.io` (reading
 the corpus). Must not know evaluation or the command line.
 """
+
+from .._lazy import lazy_modules
+
+__getattr__, __dir__ = lazy_modules(__name__, __path__)
