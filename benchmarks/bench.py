@@ -28,9 +28,9 @@ import torch
 import sips
 from sips import bands, scaling
 from sips import metrics as M
-from sips.corpus import SPLITS, TEST_VOICES, VALID_VOICES, MixtureBank
 from sips.defaults import SAMPLER as DEFAULTS
-from sips.evaluate import score_sources
+from sips.evaluation.evaluate import score_sources
+from sips.training.corpus import SPLITS, TEST_VOICES, VALID_VOICES, MixtureBank
 
 SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0)
 # "studio": studio-grade game dubs (Fish Fillets, Nexuiz) that no *shipped* weights were trained on
@@ -155,7 +155,7 @@ def main() -> None:
         print(table(name, result))
         print(", ".join(f"{k} {v:.3f}" for k, v in result["rtf"].items()), f"({torch.get_num_threads()} threads)")
         if args.plots:
-            from sips.plot import spectrograms
+            from sips.evaluation.plot import spectrograms
 
             spectrograms(result["example"], path=Path(args.plots) / f"{name}.png", title=f"{task}: {name}")
     if args.json:

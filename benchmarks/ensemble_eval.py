@@ -33,7 +33,7 @@ from bench import enhancement_set  # noqa: E402
 
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
-from sips.evaluate import score_sources  # noqa: E402
+from sips.evaluation.evaluate import score_sources  # noqa: E402
 
 
 def frame_error(estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ def main() -> None:
         n = min(len(error), spread.shape[-1])
         correlation.append(float(np.corrcoef(spread[0, :n].numpy(), error[:n].numpy())[0, 1]))
         if args.plot and index == 0:
-            from sips.plot import uncertainty
+            from sips.evaluation.plot import uncertainty
 
             uncertainty(
                 out[0], spread[0], error=error, path=args.plot, title=f"K = {args.members[-1]}, kappa = {args.kappa}"

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 import sips
-from sips.audio import list_audio, load_mono
-from sips.metrics import si_sdr
+from sips.evaluation.metrics import si_sdr
+from sips.io.audio import list_audio, load_mono
 
 
 def main() -> None:

@@ -17,14 +17,14 @@ import time
 import torch
 
 import sips
-from sips.metrics import si_sdr
+from sips.evaluation.metrics import si_sdr
 
 
 def _adapters() -> None:
     """Register the built-in adapters even where they are on the path but not installed."""
     import importlib
 
-    import sips.wiener  # noqa: F401  (registers "wiener" by its decorator)
+    import sips.prediction.wiener  # noqa: F401  (registers "wiener" by its decorator)
 
     for name, target in (("semamba", "sips_semamba:load"), ("convtasnet", "sips_asteroid:load_convtasnet")):
         if name not in sips.available_adapters():

@@ -30,7 +30,7 @@ CHILD = """
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[4]))
 import sips
-from sips.files import refine_file
+from sips.io.files import refine_file
 start = time.perf_counter()
 refine_file(sips.load_predictor(sys.argv[3]), sys.argv[1], sys.argv[2], steps=int(sys.argv[5]))
 seconds = time.perf_counter() - start

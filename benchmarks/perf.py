@@ -124,7 +124,7 @@ def nfe(args) -> None:
     base_sdr = sum(float(M.si_sdr(e[0], r[0])) for (_, r), e in zip(data, estimates, strict=True)) / len(data)
     print(f"\n{args.predictor} alone: SI-SDR {base_sdr:.3f} dB")
     if args.plots:
-        from sips.plot import nfe_curve
+        from sips.evaluation.plot import nfe_curve
 
         ref15 = dict(results["si_sdr"]["euler"]).get(14)
         nfe_curve(results["si_sdr"], reference=ref15, path=Path(args.plots) / "nfe_si_sdr.png")

@@ -25,9 +25,9 @@ import soundfile as sf
 import torch
 
 import sips
-import sips.wiener  # noqa: F401  (registers "wiener" where sips is on the path but not installed)
-from sips.metrics import si_sdr
-from sips.nets.edm2 import frozen_weights
+import sips.prediction.wiener  # noqa: F401  (registers "wiener" where sips is on the path but not installed)
+from sips.evaluation.metrics import si_sdr
+from sips.method.nets.edm2 import frozen_weights
 
 
 def _mixture(seconds: float) -> torch.Tensor:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
-from sips.corpus import SPLITS, TEST_VOICES, MixtureBank  # noqa: E402
+from sips.training.corpus import SPLITS, TEST_VOICES, MixtureBank  # noqa: E402
 
 SNRS = (15.0, 5.0, -5.0)
 

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import sips
 from sips import spectral
 from sips.defaults import SAMPLER
-from sips.sampler import nfe
+from sips.method.sampler import nfe
 
 PUBLISHED = {"steps": 15, "method": "euler", "kappa": 0.0, "ensemble": 1}
 

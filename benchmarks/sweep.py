@@ -30,8 +30,8 @@ from bench import enhancement_set, predict, separation_set  # noqa: E402
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
 from sips import scaling  # noqa: E402
-from sips.evaluate import score_sources  # noqa: E402
-from sips.sampler import nfe  # noqa: E402
+from sips.evaluation.evaluate import score_sources  # noqa: E402
+from sips.method.sampler import nfe  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "euler:3",
@@ -112,7 +112,7 @@ def main() -> None:
                 if args.json:  # after every config, so that an interrupted sweep keeps what it measured
                     Path(args.json).write_text(json.dumps(everything, indent=1))
     if args.plots:
-        from sips.plot import nfe_curve
+        from sips.evaluation.plot import nfe_curve
 
         for key, rows in everything.items():
             for metric in ("dnsmos_ovrl", "pesq"):

@@ -24,8 +24,8 @@ import torch
 
 from sips import spectral
 from sips.checks import autocast
-from sips.prior import PriorConfig, ScorePrior
-from sips.train import prior_loss
+from sips.method.prior import PriorConfig, ScorePrior
+from sips.training.train import prior_loss
 
 MODES = ("fp32", "bf16", "compile", "compile-bf16")
 

@@ -30,7 +30,7 @@ from bench import enhancement_set, predict  # noqa: E402
 
 import sips  # noqa: E402
 from sips import metrics as M  # noqa: E402
-from sips.evaluate import score_sources  # noqa: E402
+from sips.evaluation.evaluate import score_sources  # noqa: E402
 
 BANDS = ((0, 1000), (1000, 4000), (4000, 7000), (7000, 8000))
 VARIANTS = {"all": (0.0, 1.01), "t<0.5": (0.0, 0.5), "t>=0.5": (0.5, 1.01)}

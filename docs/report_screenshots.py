@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import sips
-from sips.report import build_report
+from sips.evaluation.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -6,13 +6,26 @@ model::
     import sips
     out = sips.refine(sips.load_predictor("wiener"), mixture, sample_rate=16000)
 
-Submodules that are not imported here (``sips.plot``, ``sips.metrics``, ``sips.files``, ...) load
-on first use, so ``sips.plot.uncertainty(...)`` works after a plain ``import sips``.
+The modules are grouped by concern, and data flows one way through the groups (docs/development.md,
+"Layout"; ``tests/test_layers.py`` holds the order). Lowest first:
+
+- the shared leaves, modules beside this one: ``errors``, ``defaults``, ``checks``, ``arrays``,
+  ``_atomic``, ``_lazy``, ``_version``;
+- ``sips.prediction`` (predictors and their registry) and ``sips.pretrained`` (weights, the Hub);
+- ``sips.method`` (spectral, interpolant, sampler, nets, prior, scaling, chunks, refine);
+- ``sips.io`` (audio files);
+- ``sips.training`` and ``sips.evaluation``;
+- this module, the public API, and the command line, ``sips.cli``.
+
+Every module is also reachable by its name alone, loaded on first use (``sips.plot``,
+``sips.metrics``, ``sips.files``, ...), so ``sips.plot.uncertainty(...)`` and ``from sips import
+metrics`` work after a plain ``import sips``, as does ``sips.evaluation.plot.uncertainty(...)``.
+Import statements name the module's own path: ``from sips.evaluation.metrics import si_sdr``.
 """
 
 import importlib
 
-from . import defaults, scaling, spectral
+from . import defaults
 from ._version import __version__
 from .errors import (
     AdapterError,
@@ -32,13 +45,14 @@ from .errors import (
     SipsWarning,
     TrainingError,
 )
-from .hub import available_priors
-from .predictors import Predictor, as_predictor, available_adapters, load_predictor, register_adapter
-from .prior import PriorConfig, ScorePrior, convert_official, load_prior, push_prior
-from .quality import QualityScore, quality
-from .refine import refine, refine_estimates, refine_stream
-from .sampler import sample
-from .train import TrainConfig, train
+from .evaluation.quality import QualityScore, quality
+from .method import scaling, spectral
+from .method.prior import PriorConfig, ScorePrior, convert_official, load_prior, push_prior
+from .method.refine import refine, refine_estimates, refine_stream
+from .method.sampler import sample
+from .prediction.predictors import Predictor, as_predictor, available_adapters, load_predictor, register_adapter
+from .pretrained.hub import available_priors
+from .training.train import TrainConfig, train
 
 __all__ = [
     "AdapterError",
@@ -82,18 +96,26 @@ __all__ = [
     "train",
 ]
 
-# Loaded on first attribute access (they import optional or heavier dependencies, or are rarely needed).
-_LAZY_SUBMODULES = frozenset(
-    "arrays audio augment catalog checks chunks corpus errors evaluate files fit hub interpolant metrics nets plot "
-    "predictors prior provenance report sampler weights wiener".split()
-)
+# Modules by group, each loaded on first attribute access as ``sips.<module>`` (they import optional or
+# heavier dependencies, or are rarely needed), and the groups and shared modules as ``sips.<name>``.
+_GROUPS = {
+    "prediction": "bands configfile predictors wiener",
+    "pretrained": "catalog hub weights",
+    "method": "chunks interpolant nets prior refine sampler scaling spectral",
+    "io": "audio files provenance",
+    "training": "augment batches corpus fit train",
+    "evaluation": "evaluate metrics plot quality report",
+}
+_LAZY = {name: f".{group}.{name}" for group, names in _GROUPS.items() for name in names.split()} | {
+    name: f".{name}" for name in (*_GROUPS, "arrays", "checks", "cli", "errors")
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name], __name__)
     raise AttributeError(f"module 'sips' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES)
+    return sorted(set(globals()) | set(_LAZY))

@@ -11,6 +11,9 @@ temporaries whose lock can be taken (their writer is gone: the kernel drops the 
 process) are removed as stale. Where ``flock`` does not exist, a temporary is stale after
 :data:`STALE_SECONDS` without a change. A run claims an input's outputs with :func:`claim`, a
 locked temporary of a fixed name, so that another run leaves that input to it.
+
+A shared leaf at the top of the package: every group that writes a file (prior folders, weights
+snapshots, audio outputs, scores, reports) uses it, so it knows none of them.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
         OutputError: one sentence naming ``what``, the folder and the cause (a file in its place,
             no permission, a read-only file system, no space left).
     """
-    from .audio import display
+    from .errors import display
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -280,7 +283,7 @@ def check_folder(folder: str | os.PathLike, what: str = "the output folder") -> 
 def check_file_target(path: str | os.PathLike, what: str) -> Path:
     """:func:`check_folder` on the folder of the file ``path`` (``what``, e.g. ``"--csv"``), which
     must not be a folder itself."""
-    from .audio import display
+    from .errors import display
 
     path = Path(path)
     if path.is_dir():

@@ -4,6 +4,9 @@ predictors).
 A numpy array of any real dtype but an unsigned integer one becomes a float32 tensor on the CPU;
 a tensor is taken as it is (real floating point, ``int16`` or ``int32``). :func:`accepts_numpy`
 gives a predictor's ``__call__`` the same rule as :func:`sips.refine`: numpy in, numpy out.
+
+A shared leaf at the top of the package, not in :mod:`sips.prediction`: the method uses it as much
+as the predictors do, and the adapters import it as ``sips.arrays``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Each raises :class:`~sips.errors.OptionError` with one sentence. ``check_device("cuda")`` on a
 machine without CUDA (or ``"gpu"``, which torch does not know) names the devices that do exist,
 so the CLI can refuse it before any model is loaded or any file is read.
+
+A shared leaf at the top of the package: the method, the prior, training, evaluation and the CLI
+use it, and it imports nothing of sips but its errors.
 """
 
 from __future__ import annotations

@@ -25,14 +25,14 @@ def _say(text: str, file=None) -> None:
     """Print one line (to stdout, or ``file``) through tqdm, file names made printable."""
     from tqdm.auto import tqdm
 
-    from .audio import display
+    from .io.audio import display
 
     tqdm.write(display(text), file=file)
 
 
 def _file_error(path: Path, err: Exception) -> str:
     """One line for a file that failed: a user error's sentence, or the type and text of anything else."""
-    from .audio import display
+    from .io.audio import display
 
     if isinstance(err, SipsError):
         text = str(err)
@@ -197,9 +197,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from . import spectral
-    from .prior import PriorConfig
-    from .train import TrainConfig, export, train
+    from .method import spectral
+    from .method.prior import PriorConfig
+    from .training.train import TrainConfig, export, train
 
     hops = max(round(args.segment_seconds * spectral.SAMPLE_RATE / spectral.HOP), 1)
     prior_cfg = PriorConfig(
@@ -377,8 +377,8 @@ def _add_refine(sub: argparse._SubParsersAction) -> None:
 def _find_audio(inputs: Sequence[str], exclude: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
     """(root, audio file) for every file named or found in a folder (not under the folders
     ``exclude``, the output folders); says once what was skipped."""
-    from .audio import display, scan, skipped_note
     from .errors import AudioError
+    from .io.audio import display, scan, skipped_note
 
     found, skipped = [], []
     for item in inputs:
@@ -398,7 +398,7 @@ def _find_audio(inputs: Sequence[str], exclude: Sequence[Path] = ()) -> list[tup
 def _collect_inputs(inputs: Sequence[str], out_dir: Path, est_dir: Path | None = None) -> list[tuple[Path, Path]]:
     """(input file, path relative to the output folder) for every audio file named or found (never
     one in the output folder or the --write-estimates folder)."""
-    from .audio import display
+    from .io.audio import display
 
     outputs = [(out_dir, "The output folder", "-o")] + (
         [(est_dir, "The estimates' folder", "--write-estimates")] if est_dir else []
@@ -419,7 +419,7 @@ def _collect_inputs(inputs: Sequence[str], out_dir: Path, est_dir: Path | None =
 
 
 def _estimate_files(est_dir: Path, rel: Path, layout: str = "suffix") -> list[Path]:
-    from .files import source_path
+    from .io.files import source_path
 
     single = est_dir / rel
     if single.is_file():
@@ -446,7 +446,7 @@ def _shard(items: list, device: str | None) -> tuple[list, str | None, int]:
 
 def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path], layout: str = "suffix") -> list[Path]:
     """The output paths of ``rel``, refused if one would leave ``out_dir`` or overwrite an input."""
-    from .files import output_paths
+    from .io.files import output_paths
 
     root = out_dir.resolve()
     paths = output_paths(out_dir / rel, n_src, layout)
@@ -461,7 +461,7 @@ def _safe_outputs(out_dir: Path, rel: Path, n_src: int, inputs: set[Path], layou
 
 def _output_folder(out: str) -> Path:
     """``-o`` of ``refine``: always a folder, so a new one named like an audio file is refused."""
-    from .audio import display, extensions
+    from .io.audio import display, extensions
 
     out_dir = Path(out)
     if not out_dir.is_dir() and out_dir.suffix.lower().lstrip(".") in extensions():
@@ -492,13 +492,13 @@ def _run_refine(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from . import spectral
     from ._atomic import claim, remove_stale
-    from .audio import info
-    from .files import refine_estimate_files, refine_file
-    from .predictors import default_predictor_name, load_predictor
-    from .prior import load_prior
-    from .refine import RefineOptions, check_options
+    from .io.audio import info
+    from .io.files import refine_estimate_files, refine_file
+    from .method import spectral
+    from .method.prior import load_prior
+    from .method.refine import RefineOptions, check_options
+    from .prediction.predictors import default_predictor_name, load_predictor
 
     settings = dict(
         steps=args.steps,
@@ -561,7 +561,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     options = {k: v for k, v in options.items() if v is not None}
     predictor = None if args.estimates else load_predictor(args.predictor or default_predictor_name(), **options)
     if args.postprocess:
-        from .refine import check_postprocess
+        from .method.refine import check_postprocess
 
         check_postprocess(predictor)
     loaded = time.perf_counter()
@@ -623,14 +623,14 @@ def _run_refine(args: argparse.Namespace) -> int:
 
 
 def _predictor_name(args: argparse.Namespace) -> str:
-    from .predictors import default_predictor_name
+    from .prediction.predictors import default_predictor_name
 
     return args.predictor or default_predictor_name()
 
 
 def _summary(done: int, failed: int, seconds: float, what: str, args: argparse.Namespace, timing) -> str:
     """The one line ``sips refine`` ends with: what ran on how much audio, in how long."""
-    from .sampler import resolve_method
+    from .method.sampler import resolve_method
 
     wall, loading, work = timing
     files = f"refined {done} file{'s' if done != 1 else ''} ({seconds:.2f} s of audio{f'; {failed} failed' if failed else ''})"
@@ -649,7 +649,7 @@ def _summary(done: int, failed: int, seconds: float, what: str, args: argparse.N
 
 def _estimates_folder(option: str | None, out_dir: Path) -> Path | None:
     """The ``--write-estimates`` folder: not the output folder itself, never named like a file."""
-    from .audio import display, extensions
+    from .io.audio import display, extensions
 
     if option is None:
         return None
@@ -676,7 +676,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from .prior import convert_official
+    from .method.prior import convert_official
 
     _check_places([(args.out, "the output folder (-o)")])
     _say(str(convert_official(args.checkpoint, args.config, args.out)))
@@ -716,10 +716,10 @@ def _run_quality(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ._atomic import atomic_path
-    from .audio import display, load_mono
     from .checks import check_device
-    from .prior import load_prior
-    from .quality import quality
+    from .evaluation.quality import quality
+    from .io.audio import display, load_mono
+    from .method.prior import load_prior
 
     check_device(args.device)
     _check_places(files=[(args.csv, "--csv")])
@@ -785,7 +785,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_folders, format_summary
+    from .evaluation.evaluate import evaluate_folders, format_summary
 
     _check_places(files=[(args.csv, "--csv")])
     items, summary, problems = evaluate_folders(
@@ -833,7 +833,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--names", nargs="+", default=None, help="a name per folder; default the folder names")
     p.add_argument("--limit", type=_COUNT, default=None, help="show this many files, drawn with --seed; default all")
     p.add_argument("--seed", type=_NATURAL, default=0, help="seed of --limit, the blind order and the prior's probes")
-    from .report import AUDIO_FORMATS, METRIC_GROUPS
+    from .evaluation.report import AUDIO_FORMATS, METRIC_GROUPS
 
     p.add_argument(
         "--metrics",
@@ -860,7 +860,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from . import report
+    from .evaluation import report
 
     if args.ratings is not None:
         if args.dirs or args.out:
@@ -916,7 +916,7 @@ def _add_priors(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_priors(args: argparse.Namespace) -> int:
-    from .hub import available_priors
+    from .pretrained.hub import available_priors
 
     rows = [("name", "repo@revision", "rate", "params", "MB", "licence", "cached", "description")]
     for e in available_priors(args.cache_dir):
@@ -953,7 +953,7 @@ _WEIGHTS = {"none": "none needed", "shipped": "shipped", "checkpoint": "--checkp
 
 
 def _run_predictors(args: argparse.Namespace) -> int:
-    from .predictors import BUILTIN_INFO, adapter_distributions, default_predictor_name
+    from .prediction.predictors import BUILTIN_INFO, adapter_distributions, default_predictor_name
 
     found = adapter_distributions()
     default = default_predictor_name()
@@ -995,7 +995,7 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from .prior import fetch_and_load
+    from .method.prior import fetch_and_load
 
     folder, prior = fetch_and_load(  # proves the cached files load (strictly); damaged ones are fetched again
         args.prior,
@@ -1026,7 +1026,7 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_push(args: argparse.Namespace) -> int:
-    from .prior import push_prior
+    from .method.prior import push_prior
 
     result = push_prior(
         args.folder,

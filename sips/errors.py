@@ -3,12 +3,17 @@
 Every exception raised because of bad input, a missing file, a missing optional dependency or a
 mismatched model is a :class:`SipsError` subclass carrying one clear sentence. The CLI prints the
 message and exits with status 2.
+
+How those sentences name things lives here too: an argument as the user passes it (:func:`spell`,
+:func:`named`) and a file name as printable text (:func:`display`), so that every layer (the atomic
+writes beneath all of them, the audio files, the command line) words them the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +73,15 @@ def command_line_spelling() -> Iterator[None]:
 def in_command_line() -> bool:
     """Whether :func:`spell` names arguments as options of the ``sips`` command now."""
     return _SPELLING.get() == "cli"
+
+
+def display(path: str | os.PathLike) -> str:
+    """``path`` (text or bytes) as printable text: bytes that are not UTF-8 appear as ``\\xNN``."""
+    text = os.fsdecode(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class SipsError(Exception):

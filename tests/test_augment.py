@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sips.augment import VoiceAugment
+from sips.training.augment import VoiceAugment
 
 RATE = 16000
 

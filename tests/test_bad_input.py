@@ -349,10 +349,10 @@ def test_a_bad_file_in_a_corpus_is_reported_and_the_rest_written(tmp_path, capsy
 def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, capsys, monkeypatch):
     for name in ("a", "b", "c", "d"):
         _good(tmp_path / "IN" / f"{name}.wav")
-    import sips.files
+    import sips.io.files
 
     written = []
-    original = sips.files._write_all
+    original = sips.io.files._write_all
 
     def interrupted(groups, converted, digest):
         if len(written) == 2:  # Ctrl-C while the third output is being written
@@ -369,11 +369,11 @@ def test_ctrl_c_keeps_finished_files_leaves_no_half_file_and_resumes(tmp_path, c
         written.append(groups[0].paths[0].name)
         return original(groups, converted, digest)
 
-    monkeypatch.setattr(sips.files, "_write_all", interrupted)
+    monkeypatch.setattr(sips.io.files, "_write_all", interrupted)
     assert main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "2"]) == 130
     assert sorted(p.name for p in _outputs(tmp_path)) == ["a.wav", "b.wav"]  # no .part file left
     first = {p.name: p.stat().st_mtime_ns for p in _outputs(tmp_path)}
-    monkeypatch.setattr(sips.files, "_write_all", original)
+    monkeypatch.setattr(sips.io.files, "_write_all", original)
     capsys.readouterr()
     assert main(["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--steps", "2"]) == 0
     assert sorted(p.name for p in _outputs(tmp_path)) == ["a.wav", "b.wav", "c.wav", "d.wav"]

@@ -13,8 +13,8 @@ import soundfile as sf
 import torch
 
 import sips
-from sips import bands
 from sips.errors import SampleRateError
+from sips.prediction import bands
 
 from conftest import noisy, speech_like, write_wav
 

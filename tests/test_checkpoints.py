@@ -15,7 +15,7 @@ import torch
 
 from sips.cli import main
 from sips.errors import AdapterError, PriorLoadError, SipsError
-from sips.weights import load_torch_checkpoint
+from sips.pretrained.weights import load_torch_checkpoint
 
 from conftest import noisy, speech_like, write_wav
 
@@ -138,7 +138,7 @@ def test_convert_and_nisqa_refuse_extra_objects_in_one_sentence(tmp_path, capsys
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"sips: error: The SIPS checkpoint {path}"), lines
     _one_sentence_naming(lines[0], "argparse.Namespace")
     assert not (tmp_path / "p").exists()
-    from sips import metrics
+    from sips.evaluation import metrics
 
     with pytest.raises(SipsError) as caught:
         metrics._nisqa_model(str(_generator_with_namespace(tmp_path / "nisqa.tar")))

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import sips
-from sips import chunks
 from sips.errors import AdapterError, OptionError
-from sips.metrics import si_sdr
-from sips.refine import RefineOptions, peak_scale, refine_stream
+from sips.evaluation.metrics import si_sdr
+from sips.method import chunks
+from sips.method.refine import RefineOptions, peak_scale, refine_stream
 
 from conftest import noisy, speech_like
 

@@ -244,7 +244,7 @@ def test_commands_named_in_the_refine_help_exist(capsys):
 
 
 def test_a_missing_builtin_adapter_names_its_distribution(tmp_path, monkeypatch, capsys):
-    from sips import predictors
+    from sips.prediction import predictors
 
     real = predictors._entry_points
     monkeypatch.setattr(predictors, "_entry_points", lambda: {k: v for k, v in real().items() if k != "semamba"})
@@ -310,7 +310,7 @@ def test_progress_on_a_terminal_and_nothing_extra_otherwise(tmp_path, prior_dir)
     """60 s in 10 s windows (7 of them) x 2 steps: a bar to 14 on a terminal. Without a terminal the
     written path and the one summary line are printed, with --quiet only the path (checked on 3 s in
     1 s windows, to be quick)."""
-    from sips.chunks import window_starts
+    from sips.method.chunks import window_starts
 
     write_wav(tmp_path / "long.wav", noisy(speech_like(60.0), 10.0).numpy())
     total = len(window_starts(60 * 16000, 10 * 16000, 16000)) * 2

@@ -17,8 +17,8 @@ from conftest import ROOT, noisy, speech_like, write_wav
 PYTHON_ARGUMENT = re.compile(r"\b[a-z][a-z0-9_]*=(?!=)")
 # Message texts that keep a Python spelling on purpose, by file and a fragment of the text, with why.
 KEPT = {
-    ("sips/refine.py", "declares n_src="): "the adapter's attribute, a fault of the adapter's code",
-    ("sips/corpus.py", "noise_split="): "sips.corpus is a Python API of the benchmarks, not behind the CLI",
+    ("sips/method/refine.py", "declares n_src="): "the adapter's attribute, a fault of the adapter's code",
+    ("sips/training/corpus.py", "noise_split="): "sips.corpus is a Python API of the benchmarks, not behind the CLI",
     ("adapters/asteroid/sips_asteroid/predictor.py", "backend="): "backend is a Python-only argument",
     ("adapters/asteroid/sips_asteroid/convert.py", "backend="): "backend is a Python-only argument",
     ("adapters/semamba/sips_semamba/config.py", "n_fft="): "keys of the model's config file, as written there",

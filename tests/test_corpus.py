@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from sips.corpus import MixtureBank, snr_scale
 from sips.errors import OptionError, TrainingError
-from sips.fit import fit
+from sips.training.corpus import MixtureBank, snr_scale
+from sips.training.fit import fit
 
 from conftest import noisy, speech_like, write_wav
 
@@ -127,7 +127,7 @@ def test_fit_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_held_out_voices_pool_all_their_splits(corpus):
-    from sips.corpus import voice_folders
+    from sips.training.corpus import voice_folders
 
     folders = voice_folders(corpus, ("train", "valid"), ["src_a", "other"])
     assert list(folders) == ["other_c", "src_a"] and all(len(v) == 2 for v in folders.values())
@@ -152,7 +152,7 @@ def test_no_training_recipe_sees_a_held_out_voice():
     import re
     from pathlib import Path
 
-    from sips.corpus import TEST_VOICES, TRAIN_SOURCES, VALID_VOICES
+    from sips.training.corpus import TEST_VOICES, TRAIN_SOURCES, VALID_VOICES
 
     root = Path(__file__).resolve().parents[1]
     held_out = set(TEST_VOICES) | set(VALID_VOICES)
@@ -246,7 +246,7 @@ def test_voice_augmentation_of_mixture_sources(corpus):
 
 
 def test_recipe_banks_validate_on_the_same_voices_or_on_the_unseen_validation_voices(tmp_path):
-    from sips.corpus import VALID_VOICES, recipe_banks
+    from sips.training.corpus import VALID_VOICES, recipe_banks
 
     for split in ("train", "valid", "test"):
         for voice in ("festvox_ru_x", "asterisk_en_y", VALID_VOICES[0], VALID_VOICES[1], "tuxpaint_bg"):

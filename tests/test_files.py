@@ -12,7 +12,7 @@ import soundfile as sf
 import sips
 from sips import _atomic
 from sips.cli import main
-from sips.files import refine_estimate_files, refine_file
+from sips.io.files import refine_estimate_files, refine_file
 
 from conftest import ROOT, noisy, speech_like
 
@@ -198,12 +198,12 @@ def _fail_on(monkeypatch, module, attr: str, name: str) -> None:
 def test_an_unexpected_error_in_one_file_is_one_line_counted_and_the_run_goes_on(
     tmp_path, prior_dir, capsys, monkeypatch
 ):
-    import sips.files
+    import sips.io.files
 
     for name in ("a.wav", "b.wav", "c.wav"):
         _write(tmp_path / "IN" / name, _speech(24000, 16000))
         _write(tmp_path / "EST" / name, _speech(24000, 16000) * 0.5)
-    _fail_on(monkeypatch, sips.files, "refine_file", "b.wav")
+    _fail_on(monkeypatch, sips.io.files, "refine_file", "b.wav")
     args = ["refine", str(tmp_path / "IN"), "-o", str(tmp_path / "OUT"), "--prior", str(prior_dir), "--steps", "2"]
     assert main(args) == 2
     err = capsys.readouterr().err.splitlines()

@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 
 import sips
-from sips.corpus import TEST_VOICES
+from sips.training.corpus import TEST_VOICES
 
 from conftest import speech_like, write_wav
 

@@ -13,10 +13,10 @@ import torch
 from huggingface_hub import constants
 
 import sips
-from sips import catalog, hub
-from sips.catalog import CatalogEntry
 from sips.errors import HubError, PriorLoadError
-from sips.prior import embedded_prior_path
+from sips.method.prior import embedded_prior_path
+from sips.pretrained import catalog, hub
+from sips.pretrained.catalog import CatalogEntry
 
 from localhub import LocalHub, _free_port
 
@@ -316,7 +316,7 @@ def test_push_to_a_server_that_refuses_uploads(online, tiny_prior, tmp_path):
 
 def test_embedded_card_comes_from_the_generator():
     """Regenerating the embedded prior's card from its config and own sections changes nothing."""
-    from sips.prior import _card_parts, model_card
+    from sips.method.prior import _card_parts, model_card
 
     path = embedded_prior_path() / "README.md"
     meta, description, body = _card_parts(path)

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-import sips.metrics as M
+import sips.evaluation.metrics as M
 from sips.errors import AdapterError
-from sips.metrics import pit_si_sdr, si_sdr
-from sips.weights import load_strict, state_dict_mismatch
+from sips.evaluation.metrics import pit_si_sdr, si_sdr
+from sips.pretrained.weights import load_strict, state_dict_mismatch
 
 from conftest import noisy, speech_like
 
@@ -86,7 +86,7 @@ def test_si_sdr_equals_torchmetrics():
 
 
 def test_pesq_and_estoi_rank_noise_levels():
-    from sips.metrics import estoi, pesq_wb
+    from sips.evaluation.metrics import estoi, pesq_wb
 
     clean, mild = _speech_and_noisy(20.0)
     _, harsh = _speech_and_noisy(-5.0)
@@ -99,7 +99,7 @@ def test_pesq_and_estoi_rank_noise_levels():
 
 
 def test_dnsmos_runs_offline_and_prefers_clean_speech(monkeypatch):
-    from sips.metrics import dnsmos
+    from sips.evaluation.metrics import dnsmos
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     clean, harsh = _speech_and_noisy(-5.0, seconds=4.0)
@@ -110,7 +110,7 @@ def test_dnsmos_runs_offline_and_prefers_clean_speech(monkeypatch):
 
 
 def test_mean_and_confidence_interval():
-    from sips.metrics import mean_ci
+    from sips.evaluation.metrics import mean_ci
 
     mean, half = mean_ci([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5 and half == pytest.approx(3.182 * 1.2909944 / 2, abs=1e-4)
@@ -139,7 +139,7 @@ def folders(tmp_path):
 
 
 def test_evaluate_folders_matches_and_permutes(folders, tmp_path, monkeypatch):
-    from sips.evaluate import evaluate_folders
+    from sips.evaluation.evaluate import evaluate_folders
 
     monkeypatch.delenv("SIPS_NISQA_WEIGHTS", raising=False)
 
@@ -206,7 +206,7 @@ def nisqa_checkpoint(tmp_path, monkeypatch):
 
 def test_nisqa_reports_why_it_cannot_run(tmp_path, monkeypatch):
     from sips.errors import MissingDependencyError
-    from sips.metrics import nisqa, nisqa_unavailable_reason
+    from sips.evaluation.metrics import nisqa, nisqa_unavailable_reason
 
     monkeypatch.delenv("SIPS_NISQA_WEIGHTS", raising=False)
     assert "SIPS_NISQA_WEIGHTS" in nisqa_unavailable_reason()
@@ -219,7 +219,7 @@ def test_nisqa_reports_why_it_cannot_run(tmp_path, monkeypatch):
 def test_nisqa_matches_the_packages_own_prediction(nisqa_checkpoint, tmp_path):
     from nisqa.NISQA_model import nisqaModel
 
-    from sips.metrics import nisqa, nisqa_unavailable_reason
+    from sips.evaluation.metrics import nisqa, nisqa_unavailable_reason
 
     from conftest import write_wav
 
@@ -239,8 +239,8 @@ def test_nisqa_matches_the_packages_own_prediction(nisqa_checkpoint, tmp_path):
 
 def test_nisqa_column_in_eval_and_unsafe_checkpoint_refused(nisqa_checkpoint, folders, tmp_path, monkeypatch):
     from sips.errors import SipsError
-    from sips.evaluate import evaluate_folders
-    from sips.metrics import nisqa
+    from sips.evaluation.evaluate import evaluate_folders
+    from sips.evaluation.metrics import nisqa
 
     ref, est = folders
     items, summary, problems = evaluate_folders(ref, est, ["si_sdr", "nisqa"])

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 import sips
-from sips.nets.edm2 import MPConv
+from sips.method.nets.edm2 import MPConv
 
 
 def test_prior_output_matches_reference(reference, tiny_prior):

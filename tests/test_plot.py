@@ -2,7 +2,7 @@
 
 import pytest
 
-from sips.plot import nfe_curve, spectrograms
+from sips.evaluation.plot import nfe_curve, spectrograms
 
 from conftest import noisy, speech_like
 
@@ -27,7 +27,7 @@ def test_nfe_curve(tmp_path):
 def test_uncertainty_overlay(tmp_path):
     import numpy as np
 
-    from sips.plot import uncertainty
+    from sips.evaluation.plot import uncertainty
 
     x = speech_like(0.5).numpy()
     frames = 1 + len(x) // 128
@@ -44,7 +44,7 @@ def test_spectrogram_images_share_one_scale_and_cap_their_width():
 
     from matplotlib import image
 
-    from sips.plot import spectrogram_images
+    from sips.evaluation.plot import spectrogram_images
 
     loud = speech_like(2.0)
     quiet = 0.01 * loud

@@ -7,7 +7,7 @@ import torch
 
 import sips
 from sips.errors import AdapterError
-from sips.predictors import unregister_adapter
+from sips.prediction.predictors import unregister_adapter
 
 
 def test_decorator_registration_is_found():
@@ -146,9 +146,9 @@ def test_wrapped_callable_with_wrong_output_is_an_error():
 def test_default_predictor_is_the_best_installed(monkeypatch, capsys):
     """`sips refine` without --predictor: the first installed of sips.defaults.PREDICTORS (ranked by
     measurement), wiener when no enhancer distribution is installed; `sips predictors` marks it."""
-    from sips import predictors
     from sips.cli import main
     from sips.defaults import PREDICTORS
+    from sips.prediction import predictors
 
     monkeypatch.setattr(predictors, "available_adapters", lambda: ["convtasnet", "gtcrn", "rnnoise", "wiener"])
     assert predictors.default_predictor_name() == "gtcrn"

@@ -8,7 +8,7 @@ import torch
 import sips
 from sips.cli import main
 from sips.errors import OptionError
-from sips.files import output_paths, refine_estimate_files, refine_file, source_path
+from sips.io.files import output_paths, refine_estimate_files, refine_file, source_path
 
 from conftest import noisy, speech_like, write_wav
 

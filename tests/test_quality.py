@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sips.errors import AudioError, OptionError, SampleRateError
-from sips.quality import QualityScore, quality
+from sips.evaluation.quality import QualityScore, quality
 
 from conftest import noisy, speech_like
 

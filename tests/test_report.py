@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 
 import sips
-from sips import report
 from sips.cli import main
+from sips.evaluation import report
 
 from conftest import noisy, speech_like, write_wav
 from headless import Chromium, find_chromium

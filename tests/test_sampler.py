@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import load_file
 
 import sips
-from sips.interpolant import corrupt, gamma, gamma_dot, interpolate
+from sips.method.interpolant import corrupt, gamma, gamma_dot, interpolate
 
 
 @pytest.fixture(scope="module")

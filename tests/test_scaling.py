@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import sips
-from sips import scaling
 from sips.errors import OptionError
+from sips.method import scaling
 
 from conftest import speech_like
 

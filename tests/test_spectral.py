@@ -2,8 +2,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sips import spectral
 from sips.errors import AudioError
+from sips.method import spectral
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 
 import sips
 from sips.errors import OptionError, SipsError, TrainingError
-from sips.train import TrainConfig, export, train
-from sips.weights import read_snapshot
+from sips.pretrained.weights import read_snapshot
+from sips.training.train import TrainConfig, export, train
 
 from conftest import speech_like, write_wav
 

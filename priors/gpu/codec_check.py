@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import sips
-from sips.corpus import VALID_VOICES, ClipBank
-from sips.train import TrainConfig, _Validator
+from sips.training.corpus import VALID_VOICES, ClipBank
+from sips.training.train import TrainConfig, _Validator
 
 
 def _dirs(root: Path) -> list[str]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from sips.train import export
-from sips.weights import read_snapshot
+from sips.pretrained.weights import read_snapshot
+from sips.training.train import export
 
 DATA = (
     "Every file of the permissively licensed training voices (festvox_ru: 1 male Russian voice; "

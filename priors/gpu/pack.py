@@ -30,7 +30,7 @@ from pathlib import Path
 import soundfile as sf
 
 from sips._atomic import atomic_path, write_text
-from sips.corpus import TRAIN_SOURCES, VALID_VOICES
+from sips.training.corpus import TRAIN_SOURCES, VALID_VOICES
 
 LEVEL = 0.92
 LIMIT_MB = 45.0

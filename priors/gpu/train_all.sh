@@ -105,7 +105,7 @@ codes=$(for n in "${names[@]}"; do printf '"%s": %s, ' "$n" "${rc[$n]}"; done)
 "$py" - "$out" "$seconds" "{${codes%, }}" "$device" "$minutes" <<'EOF'
 import json, sys
 from pathlib import Path
-from sips.weights import read_snapshot
+from sips.pretrained.weights import read_snapshot
 out, seconds, rc = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 report = {"seconds": seconds, "device": sys.argv[4], "minutes": float(sys.argv[5]), "jobs": {}}
 for name, code in rc.items():

@@ -2,7 +2,7 @@
 
 import soundfile as sf
 
-import sips.predictors
+import sips.prediction.predictors
 from sips.cli import main
 
 from conftest import noisy, speech_like, write_wav
@@ -45,7 +45,7 @@ def test_predictor_options_errors_exit_2(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["refine", str(src), "-o", str(out), "--checkpoint", "x.pt"]) == 2
     err = capsys.readouterr().err  # the default predictor (the best installed enhancer) takes no checkpoint
-    assert sips.predictors.default_predictor_name() in err and err.count("\n") == 1
+    assert sips.prediction.predictors.default_predictor_name() in err and err.count("\n") == 1
     assert main(["refine", str(src), "-o", str(out), "--predictor", "wiener", "--checkpoint", "x.pt"]) == 2
     assert "Bad arguments for the predictor 'wiener'" in capsys.readouterr().err
     assert (

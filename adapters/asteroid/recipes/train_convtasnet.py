@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from sips_asteroid._lazy import import_asteroid
 
-from sips.corpus import recipe_banks
-from sips.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
-from sips.metrics import pit_si_sdr, si_sdr
+from sips.evaluation.metrics import pit_si_sdr, si_sdr
+from sips.training.corpus import recipe_banks
+from sips.training.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 
 SOURCES = ["asterisk_en_US", "asterisk_fr_CA", "asterisk_ru_RU", "festvox_ru"]
 # Issue 21's wider voice set: festvox_ru (BSD-like) and GPL-2/GPL-2+ voices only (no CC-BY-SA

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from sips.configfile import read_config_file
 from sips.errors import AdapterError
-from sips.weights import load_torch_checkpoint, state_dict_mismatch
+from sips.prediction.configfile import read_config_file
+from sips.pretrained.weights import load_torch_checkpoint, state_dict_mismatch
 
 from ._lazy import import_asteroid
 from .kaituoxu import HPARAM_KEYS

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from sips.arrays import accepts_numpy
-from sips.configfile import read_config_file
 from sips.errors import AdapterError, named, spell
+from sips.prediction.configfile import read_config_file
 
 MixtureLike = torch.Tensor | np.ndarray
 DeviceLike = str | torch.device | None

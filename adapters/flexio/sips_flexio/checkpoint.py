@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sips.errors import AdapterError
-from sips.weights import load_torch_checkpoint, state_dict_mismatch
+from sips.pretrained.weights import load_torch_checkpoint, state_dict_mismatch
 
 __all__ = ["read_state_dict", "unwrap_state_dict", "load_strict", "shared_groups", "state_dict_for_saving"]
 

@@ -18,8 +18,8 @@ import copy
 import os
 from typing import Any
 
-from sips import configfile
 from sips.errors import AdapterError
+from sips.prediction import configfile
 
 __all__ = ["PUBLISHED_HPARAMS", "resolve_hparams", "read_config_file", "sample_rate_of"]
 

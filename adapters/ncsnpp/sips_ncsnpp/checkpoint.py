@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sips import weights
 from sips.errors import AdapterError, spell
+from sips.pretrained import weights
 
 __all__ = [
     "ALLOWED_GLOBALS",

@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sips.configfile import read_config_file
 from sips.errors import AdapterError
+from sips.prediction.configfile import read_config_file
 
 #: The published configuration (StoRM "NCSN++M" predictive model, VoiceBank-DEMAND).
 PUBLISHED_CONFIG: dict[str, Any] = {

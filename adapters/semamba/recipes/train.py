@@ -24,9 +24,9 @@ import torch
 from sips_semamba import SEMamba, enhance, mag_phase_istft, mag_phase_stft, rms_norm_factor, save_default
 from sips_semamba.config import PUBLISHED_CONFIG, resolve_config
 
-from sips.corpus import recipe_banks
-from sips.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
-from sips.metrics import si_sdr
+from sips.evaluation.metrics import si_sdr
+from sips.training.corpus import recipe_banks
+from sips.training.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 
 SOURCES = ["asterisk", "festvox_ru"]
 SIZES = {

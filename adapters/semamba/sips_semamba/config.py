@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sips.configfile import read_config_file
 from sips.errors import AdapterError
+from sips.prediction.configfile import read_config_file
 
 #: The published configuration (``recipes/SEMamba_advanced/SEMamba_advanced.yaml``).
 PUBLISHED_CONFIG: dict[str, dict[str, Any]] = {

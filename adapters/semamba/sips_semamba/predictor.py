@@ -18,7 +18,7 @@ import torch
 
 from sips.arrays import accepts_numpy
 from sips.errors import AdapterError, spell
-from sips.weights import load_strict, load_torch_checkpoint
+from sips.pretrained.weights import load_strict, load_torch_checkpoint
 
 from .config import ConfigLike, resolve_config
 from .model import SEMamba

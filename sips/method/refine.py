@@ -32,13 +32,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import bands, chunks, defaults, scaling, spectral
-from .arrays import ArrayLike
-from .arrays import as_tensor as _as_tensor
-from .checks import check_device, check_seed
-from .errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError, named, spell
+from .. import defaults
+from ..arrays import ArrayLike
+from ..arrays import as_tensor as _as_tensor
+from ..checks import check_device, check_seed
+from ..errors import AdapterError, AudioError, LengthMismatchError, OptionError, SampleRateError, named, spell
+from ..prediction import bands
+from ..prediction.predictors import Predictor, as_predictor
+from . import chunks, scaling, spectral
 from .nets.edm2 import frozen_weights
-from .predictors import Predictor, as_predictor
 from .prior import ScorePrior, load_prior
 from .sampler import check_settings, resolve_method, sample
 

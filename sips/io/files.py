@@ -33,12 +33,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from . import audio, provenance, spectral
-from ._atomic import atomic_paths, check_file_target, failure_cause
-from .errors import AudioError, OptionError, OutputError, spell
-from .predictors import Predictor
-from .prior import ScorePrior
-from .refine import RefineOptions, check_postprocess, default_prior, match_length, peak_scale, refine_stream
+from .._atomic import atomic_paths, check_file_target, failure_cause
+from ..errors import AudioError, OptionError, OutputError, spell
+from ..method import spectral
+from ..method.prior import ScorePrior
+from ..method.refine import RefineOptions, check_postprocess, default_prior, match_length, peak_scale, refine_stream
+from ..prediction.predictors import Predictor
+from . import audio, provenance
 
 CHANNEL_POLICIES = ("each", "mix")
 #: How separated sources are named: ``suffix`` (``NAME_s1.wav``) or ``published`` (``s1/NAME.wav``,

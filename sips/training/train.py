@@ -30,16 +30,16 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import spectral
-from ._atomic import atomic_path, write_text
+from .._atomic import atomic_path, write_text
+from ..checks import autocast, check_device, check_precision, use_tensor_cores
+from ..errors import OptionError, TrainingError
+from ..method import spectral
+from ..method.interpolant import corrupt
+from ..method.prior import PriorConfig, ScorePrior, model_card
+from ..pretrained.weights import read_snapshot, write_snapshot
 from .augment import augmentation
 from .batches import step_batches, to_device
-from .checks import autocast, check_device, check_precision, use_tensor_cores
 from .corpus import ClipBank
-from .errors import OptionError, TrainingError
-from .interpolant import corrupt
-from .prior import PriorConfig, ScorePrior, model_card
-from .weights import read_snapshot, write_snapshot
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -367,7 +367,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
 
 def _load_init(net: ScorePrior, name: str, prior_cfg: PriorConfig) -> None:
     """Copy the weights of the prior ``name`` into ``net`` (same architecture required)."""
-    from .prior import load_prior
+    from ..method.prior import load_prior
 
     start = load_prior(name)
     if start.config.to_dict() != prior_cfg.to_dict():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import MissingDependencyError
+from ..errors import MissingDependencyError
 
 
 def _pyplot():
@@ -25,7 +25,7 @@ def _pyplot():
 
 def _save(fig, path: str | os.PathLike | None):
     if path is not None:
-        from ._atomic import atomic_path
+        from .._atomic import atomic_path
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(Path(path)) as tmp:

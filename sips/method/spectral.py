@@ -13,7 +13,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from .errors import AudioError
+from ..errors import AudioError
 
 SAMPLE_RATE = 16000
 N_FFT = 512

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import SampleRateError
+from ..errors import SampleRateError
 
 QUALITY = "VHQ"
 

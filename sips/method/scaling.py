@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from .defaults import RESCALE_MODES as MODES
-from .errors import OptionError
+from ..defaults import RESCALE_MODES as MODES
+from ..errors import OptionError
 
 AUTO_ENHANCEMENT = "none"
 RIDGE = 1e-6

@@ -13,7 +13,7 @@ import json
 import re
 from importlib import resources
 
-from .errors import PriorLoadError
+from ..errors import PriorLoadError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")

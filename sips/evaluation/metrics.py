@@ -75,7 +75,7 @@ def _require(module: str, package: str, metric: str, install: str = EVAL_EXTRA):
     try:
         return importlib.import_module(module)
     except ImportError:
-        from .errors import MissingDependencyError, spell
+        from ..errors import MissingDependencyError, spell
 
         raise MissingDependencyError(
             f"The metric {metric} needs the package {package}, which is not installed: install it with {install}, "
@@ -158,8 +158,8 @@ def _nisqa_model(path: str) -> tuple[torch.nn.Module, dict]:
     key = (os.path.abspath(path), os.path.getmtime(path))
     if key in _NISQA_MODELS:
         return _NISQA_MODELS[key]
-    from .errors import SipsError
-    from .weights import load_strict, load_torch_checkpoint
+    from ..errors import SipsError
+    from ..pretrained.weights import load_strict, load_torch_checkpoint
 
     checkpoint = load_torch_checkpoint(path, "NISQA checkpoint", error=SipsError)
     lib = _require("nisqa.NISQA_lib", "nisqa", "nisqa", NISQA_INSTALL)
@@ -189,7 +189,7 @@ def nisqa(estimate, sample_rate: int = RATE) -> dict[str, float]:
     import os
     import tempfile
 
-    from .errors import MissingDependencyError
+    from ..errors import MissingDependencyError
 
     reason = nisqa_unavailable_reason()
     if reason is not None:

@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from ._atomic import atomic_path, write_text
-from .checks import check_device
-from .errors import CorruptPriorError, PriorLoadError, in_command_line, spell
-from .hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
+from .._atomic import atomic_path, write_text
+from ..checks import check_device
+from ..errors import CorruptPriorError, PriorLoadError, in_command_line, spell
+from ..pretrained.hub import CARD_NAME, CONFIG_NAME, LIBRARY, WEIGHTS_NAME
+from ..pretrained.weights import load_strict, load_torch_checkpoint
 from .nets.edm2 import ScoreNet
-from .weights import load_strict, load_torch_checkpoint
 
 # Fields of the configuration that describe the method rather than the network.
 _METHOD_FIELDS = ("a", "c", "t_eps", "T", "sample_rate", "label_balance")
@@ -165,7 +165,7 @@ class ScorePrior(ScoreNet):
         spec = str(name_or_path)
         if path.is_file():
             raise PriorLoadError(f"{spec} is a file; a prior is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}.")
-        from .hub import RepoUnavailableError
+        from ..pretrained.hub import RepoUnavailableError
 
         if _path_like(spec):
             raise PriorLoadError(f"Prior folder not found: {spec} does not exist.")
@@ -188,7 +188,7 @@ class ScorePrior(ScoreNet):
 
     @classmethod
     def _from_folder(cls, directory: Path, device: str | torch.device | None, source: str | None = None) -> ScorePrior:
-        from .hub import missing_weights_error
+        from ..pretrained.hub import missing_weights_error
 
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not config_path.is_file():
@@ -215,7 +215,7 @@ def _path_like(spec: str) -> bool:
     """Whether a prior name that is no existing folder can only be meant as a path: it starts with
     ``/ . ~``, has a backslash or a trailing slash, is no ``org/name[@revision]``, or its parent
     folder exists (``runs/myprior`` where ``runs/`` does)."""
-    from .hub import is_repo_spec
+    from ..pretrained.hub import is_repo_spec
 
     if "@" in spec and is_repo_spec(spec):
         return False
@@ -238,7 +238,7 @@ def download_prior(
     ``config.json`` is checked before the weights are downloaded, and a catalog prior's weights
     must match the catalog's sha256. Arguments as in :meth:`ScorePrior.from_pretrained`.
     """
-    from .hub import fetch_prior, is_repo_spec
+    from ..pretrained.hub import fetch_prior, is_repo_spec
 
     if "/" in name_or_repo and not is_repo_spec(name_or_repo):
         raise PriorLoadError(f"Prior not found: {name_or_repo} is neither a folder nor a Hub repo id (org/name).")
@@ -262,7 +262,7 @@ def fetch_and_load(
     again once when the Hub answers; otherwise, and if that fails too, the error says how to
     fetch it again. ``hub`` holds ``revision``, ``cache_dir``, ``local_files_only`` and ``token``.
     """
-    from .hub import _offline, hub_reachable
+    from ..pretrained.hub import _offline, hub_reachable
 
     try:
         folder = download_prior(spec, force_download=force_download, **hub)
@@ -452,7 +452,7 @@ def push_prior(
         huggingface_hub's ``CommitInfo``, or with ``dry_run=True`` the list of
         ``CommitOperationAdd`` that would be committed (nothing is sent).
     """
-    from .hub import parse_repo_spec, upload, upload_operations
+    from ..pretrained.hub import parse_repo_spec, upload, upload_operations
 
     folder = Path(folder)
     repo_id, _ = parse_repo_spec(repo_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .arrays import accepts_numpy
+from ..arrays import accepts_numpy
 from .predictors import register_adapter
 
 

@@ -60,9 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio as audio_io
-from . import metrics as M
-from .errors import (
+from ..errors import (
     AudioError,
     LengthMismatchError,
     MissingDependencyError,
@@ -72,6 +70,8 @@ from .errors import (
     SampleRateError,
     SipsError,
 )
+from ..io import audio as audio_io
+from . import metrics as M
 
 #: Page audio formats: extension, libsndfile format, subtype, extra arguments.
 AUDIO_FORMATS = {
@@ -211,7 +211,7 @@ def match_folders(
 def _check_references(clips: Sequence[Clip]) -> None:
     """Refuse a reference that is the noisy input a system's file was refined from
     (:mod:`sips.provenance`): it would be shown, scored and hidden as the clean one."""
-    from .provenance import misused_references
+    from ..io.provenance import misused_references
 
     pairs = [(path, clip.reference) for clip in clips for path in clip.paths]
     refined, _ = misused_references(pairs)
@@ -415,7 +415,7 @@ def _label(k: int) -> str:
 
 def render_page(data: dict) -> str:
     """The page's HTML: the template with its style, script and ``data`` (the report) inline."""
-    assets = resources.files("sips") / "report_assets"
+    assets = resources.files("sips.evaluation") / "report_assets"
     text = json.dumps(data, ensure_ascii=False, allow_nan=False)
     text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")  # safe in <script>
     page = (assets / "page.html").read_text(encoding="utf-8")
@@ -507,7 +507,7 @@ def build_report(
     """
     from tqdm.auto import tqdm
 
-    from .checks import check_seed
+    from ..checks import check_seed
 
     if not dirs:
         raise OptionError("A report needs at least one folder of outputs.")
@@ -527,7 +527,7 @@ def build_report(
     clips = sample_clips(clips, limit, seed)
     heads = [check_clip(c, systems) for c in clips]  # every header before any work
     if "quality" in groups and (prior is None or isinstance(prior, str | os.PathLike)):
-        from .prior import load_prior
+        from ..method.prior import load_prior
 
         prior = load_prior(prior, device=device)
     colours = _colours()
@@ -792,7 +792,7 @@ def format_ratings(rows: Sequence[SystemRatings], pairs: dict[tuple[str, str], l
 
 def write_ratings_csv(path: str | os.PathLike, rows: Sequence[SystemRatings]) -> None:
     """One row per system (the columns of :class:`SystemRatings`), written atomically."""
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

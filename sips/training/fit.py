@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
+from ..checks import autocast, check_device, use_tensor_cores
+from ..errors import OptionError
 from .batches import step_batches, to_device
-from .checks import autocast, check_device, use_tensor_cores
-from .errors import OptionError
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -233,7 +233,7 @@ def recipe_snapshot(path: str | None, kind: str, config: Any, size: str) -> Snap
     rebuilds the network (``kind``, ``config``, ``size``) and the run's progress (``None`` without a path)."""
     if path is None:
         return None
-    from .weights import write_snapshot
+    from ..pretrained.weights import write_snapshot
 
     def snapshot(weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         progress = {k: state[k] for k in ("step", "best_step", "best_valid", "seconds")}

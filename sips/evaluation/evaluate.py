@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from . import audio as audio_io
+from .._atomic import atomic_path
+from ..errors import AudioError, MissingDependencyError, OptionError, SipsError
+from ..io import audio as audio_io
+from ..io.provenance import misused_references
 from . import metrics as M
-from ._atomic import atomic_path
-from .errors import AudioError, MissingDependencyError, OptionError, SipsError
-from .provenance import misused_references
 
 DEFAULT_METRICS = ("si_sdr", "pesq", "estoi", "dnsmos")
 _SOURCE = re.compile(r"^(?P<stem>.+)_s(?P<k>\d+)$")

@@ -3,7 +3,7 @@
 Arrays here are numpy ``[C, T]`` float32 (channels first); the tensor layer never sees files.
 
 File names go to libsndfile as bytes (:func:`open_sound`), so names that are not valid UTF-8
-are read and written with their bytes unchanged; :func:`display` shows them with ``\\xNN``
+are read and written with their bytes unchanged; :func:`~sips.errors.display` shows them with ``\\xNN``
 escapes. Which files count as audio is decided by extension (:data:`EXTENSIONS`), limited to the
 formats the installed libsndfile reads (:func:`extensions`).
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ._atomic import atomic_path, is_temporary
-from .bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
-from .bands import resample_array as resample
-from .errors import AudioError, ClippingWarning
+from .._atomic import atomic_path, is_temporary
+from ..errors import AudioError, ClippingWarning, display
+from ..prediction.bands import QUALITY as RESAMPLE_QUALITY  # noqa: F401 - the file layer's resampler (re-exported)
+from ..prediction.bands import resample_array as resample
 
 #: Audio file extensions and the libsndfile major format of each (``.opus`` is Ogg Opus).
 EXTENSIONS = {
@@ -70,15 +70,6 @@ def extensions() -> dict[str, str]:
         return fmt in formats and (codec is None or codec in sf.available_subtypes(fmt))
 
     return {ext: fmt for ext, fmt in EXTENSIONS.items() if readable(ext, fmt)}
-
-
-def display(path: str | os.PathLike) -> str:
-    """``path`` (text or bytes) as printable text: bytes that are not UTF-8 appear as ``\\xNN``."""
-    text = os.fsdecode(path)
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that did not come from a file name
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def open_sound(path: str | os.PathLike, mode: str = "r", **kwargs) -> sf.SoundFile:

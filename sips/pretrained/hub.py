@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._version import __version__
+from .._version import __version__
+from ..errors import CorruptPriorError, HubCacheError, HubError, PriorLoadError, SipsError, spell
 from .catalog import CatalogEntry, get_entry, load_catalog
-from .errors import CorruptPriorError, HubCacheError, HubError, PriorLoadError, SipsError, spell
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -183,7 +183,7 @@ def cache_error(cache_dir: str | os.PathLike | None, err: OSError) -> HubCacheEr
     """The one sentence for a Hub cache that cannot be written, naming the setting that chose it."""
     from huggingface_hub import constants
 
-    from ._atomic import failure_cause
+    from .._atomic import failure_cause
 
     if cache_dir is not None:
         folder, setting = cache_dir, f"pass another {spell('cache_dir')}"

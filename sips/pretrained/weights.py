@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .errors import SipsError
+from ..errors import SipsError
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -162,7 +162,7 @@ def write_snapshot(
     """
     from safetensors.torch import save_file
 
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     def convert(t: torch.Tensor) -> torch.Tensor:
         t = t.detach().to("cpu")

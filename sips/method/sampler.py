@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .errors import OptionError, spell
+from ..errors import OptionError, spell
 from .interpolant import DEFAULT_C, gamma, gamma_dot, time_grid
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

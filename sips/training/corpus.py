@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import audio as audio_io
-from . import spectral
+from ..errors import OptionError, TrainingError
+from ..io import audio as audio_io
+from ..method import spectral
 from .augment import augmentation
-from .errors import OptionError, TrainingError
 
 # Speaker-disjoint evaluation on the development corpus. Every training run (priors and
 # predictors) draws speech only from TRAIN_SOURCES, the permissively licensed sources (festvox_ru:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import AdapterError, MissingDependencyError
+from ..errors import AdapterError, MissingDependencyError
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

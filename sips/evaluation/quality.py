@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import spectral
-from .checks import check_device, check_seed
-from .errors import AudioError, OptionError
-from .interpolant import noise_level
-from .prior import ScorePrior
+from ..checks import check_device, check_seed
+from ..errors import AudioError, OptionError
+from ..method import spectral
+from ..method.interpolant import noise_level
+from ..method.prior import ScorePrior
 
 DEFAULT_LEVELS = 8
 DEFAULT_PROBES = 1
@@ -100,8 +100,8 @@ def quality(
     Returns:
         A :class:`QualityScore` for ``[T]``, a list of them for ``[B, T]``.
     """
-    from .bands import resample
-    from .refine import as_batch, default_prior, mixture_rate  # the tensor-input checks refine uses
+    from ..method.refine import as_batch, default_prior, mixture_rate  # the tensor-input checks refine uses
+    from ..prediction.bands import resample
 
     if levels < 1 or probes < 1 or not chunk_seconds > 0:
         raise OptionError("levels and probes must be at least 1 and chunk_seconds positive.")

@@ -26,8 +26,8 @@ import math
 
 import torch
 
-from . import spectral
-from .errors import OptionError
+from ..errors import OptionError
+from ..method import spectral
 
 
 @dataclasses.dataclass(frozen=True)

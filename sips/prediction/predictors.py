@@ -21,8 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .arrays import accepts_numpy
-from .errors import AdapterError, named
+from ..arrays import accepts_numpy
+from ..errors import AdapterError, named
 
 ENTRY_POINT_GROUP = "sips.adapters"
 DEFAULT_SAMPLE_RATE = 16000
@@ -132,7 +132,7 @@ def adapter_distributions() -> dict[str, str | None]:
 def default_predictor_name() -> str:
     """The predictor ``sips refine`` uses without ``--predictor``: the first of
     :data:`sips.defaults.PREDICTORS` (ranked by measurement) that is installed."""
-    from .defaults import PREDICTORS
+    from ..defaults import PREDICTORS
 
     installed = set(available_adapters())
     return next((name for name in PREDICTORS if name in installed), PREDICTORS[-1])
