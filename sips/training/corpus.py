@@ -22,11 +22,12 @@ from ..io import audio as audio_io
 from ..method import spectral
 from .augment import augmentation
 
-# Speaker-disjoint evaluation on the development corpus. Every training run (priors and
-# predictors) draws speech only from TRAIN_SOURCES, the permissively licensed sources (festvox_ru:
-# 1 male Russian voice; Asterisk: 4 female voices in en/es/fr/ru). The held-out voices are Tux
-# Paint volunteer recordings (GPL-2+ audio: used for measurement only, never for shipped weights),
-# whole voices with all their files. Gender from the median F0 of voiced frames (Asterisk women
+# Speaker-disjoint evaluation on the development corpus. The embedded prior and the recipes draw
+# speech from TRAIN_SOURCES, the permissively licensed sources (festvox_ru: 1 male Russian voice;
+# Asterisk: 4 female voices in en/es/fr/ru); issue 21's runs add GPL-licensed game voices (the
+# campaign and study of priors/sips-cpu-16k, and the Conv-TasNet recipe's --voice-set wide, whose
+# GPL-2.0-only weights are the shipped default separator). The held-out voices are Tux Paint
+# volunteer recordings (measurement only, never trained on), whole voices with all their files. Gender from the median F0 of voiced frames (Asterisk women
 # 198-216 Hz, the festvox man 136 Hz with the same estimator):
 #   test  (bench tables):  bg (Bulgarian, m, 118 Hz), ru (Russian, m, 133 Hz),
 #                          el (Greek, f, 209 Hz), ro (Romanian, f, 242 Hz)
