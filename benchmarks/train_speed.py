@@ -3,8 +3,8 @@
     python benchmarks/train_speed.py [--channels 8 16 32] [--modes fp32 bf16 compile compile-bf16]
         [--threads 1 2] [--steps 8] [--warmup 3] [--batch-size 8] [--segment-seconds 1.0]
 
-One optimiser step is what ``sips train`` does per step (issue 21, item 3): the uncertainty-
-weighted loss (``sips.train.prior_loss``) on a batch of encoded speech-like crops, backward, Adam,
+One optimiser step is ``sips train``'s own (``sips.training.train.optimizer_step``, issue 21,
+item 3): the uncertainty-weighted loss on a batch of encoded speech-like crops, backward, Adam,
 the forced weight normalisation and the EMA update. For each network size, mode and thread count
 the script prints the wall and CPU seconds per step (the median over ``--steps`` timed steps after
 ``--warmup`` untimed ones, which include compilation) and the ratios (wall and CPU) to the fp32 baseline of the same
@@ -25,7 +25,7 @@ import torch
 from sips import spectral
 from sips.checks import autocast
 from sips.method.prior import PriorConfig, ScorePrior
-from sips.training.train import prior_loss
+from sips.training.train import optimizer_step
 
 MODES = ("fp32", "bf16", "compile", "compile-bf16")
 
@@ -65,15 +65,7 @@ def time_steps(channels: int, mode: str, threads: int, args: argparse.Namespace)
         t = torch.rand(args.batch_size, generator=g)
         z = torch.randn(spec.shape, generator=g)
         w0, c0 = time.perf_counter(), time.process_time()
-        with autocast(torch.device("cpu"), precision):
-            loss, _ = prior_loss(model, spec, t, z, cfg.a, cfg.c)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        net.normalize_weights_()
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
-                p_ema.lerp_(p.detach(), 0.001)
+        optimizer_step(model, net, ema, opt, (spec, t, z), cfg, autocast(torch.device("cpu"), precision), 0.999)
         if i >= args.warmup:
             walls.append(time.perf_counter() - w0)
             cpus.append(time.process_time() - c0)

@@ -19,6 +19,7 @@ at any moment still leaves its latest weights (``sips train --export`` reads it 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -141,6 +142,37 @@ def prior_loss(
     return (mse / logvar.exp() + logvar).mean(), mse
 
 
+def optimizer_step(
+    model: torch.nn.Module,
+    net: ScorePrior,
+    ema: ScorePrior,
+    opt: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    prior_cfg: PriorConfig,
+    precision: contextlib.AbstractContextManager,
+    beta: float,
+) -> torch.Tensor:
+    """One step of :func:`train` on ``batch = (spec, t, z)``; returns the loss.
+
+    The loss of ``model`` (``net`` itself, or a DDP/compiled wrapper of it) under the ``precision``
+    context (an autocast), backward, non-finite gradients zeroed, ``opt`` steps, ``net``'s forced
+    weight normalisation, and ``ema`` moved toward ``net`` by ``1 - beta``."""
+    spec, t, z = batch
+    with precision:
+        loss, _ = prior_loss(model, spec, t, z, prior_cfg.a, prior_cfg.c)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in net.parameters():
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+    opt.step()
+    net.normalize_weights_()
+    with torch.no_grad():
+        for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1 - beta)
+    return loss
+
+
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     lr = cfg.lr
     if cfg.decay_steps > 0:
@@ -249,7 +281,12 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
     start_wall, start_cpu = time.time(), time.process_time()
     base_wall, base_cpu = state["wall_seconds"], state["cpu_seconds"]
     state.setdefault("valid_cpu_seconds", 0.0)  # of cpu_seconds, those spent on validation
-    base_valid_cpu = state["valid_cpu_seconds"]
+
+    def training_cpu() -> float:
+        """CPU seconds of the run's training steps so far (all processes that resumed it; no validation)."""
+        return base_cpu + time.process_time() - start_cpu - state["valid_cpu_seconds"]
+
+    start_training_cpu = training_cpu()
     last_snapshot = time.time()
 
     def save() -> None:
@@ -298,19 +335,8 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         spec, t, z = to_device(batch, device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        with autocast(device, cfg.precision):
-            loss, _ = prior_loss(model, spec, t, z, prior_cfg.a, prior_cfg.c)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in net.parameters():
-            if p.grad is not None:
-                torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
-        opt.step()
-        net.normalize_weights_()
         beta = min(cfg.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
-                p_ema.lerp_(p.detach(), 1 - beta)
+        loss = optimizer_step(model, net, ema, opt, (spec, t, z), prior_cfg, autocast(device, cfg.precision), beta)
         state["step"] = step + 1
         last_loss = loss.item()
         bar.update(1)
@@ -320,7 +346,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
         stop = False
         if cfg.max_minutes is not None or cfg.max_cpu_minutes is not None:
             wall = time.time() - start_wall
-            cpu = time.process_time() - start_cpu - (state["valid_cpu_seconds"] - base_valid_cpu)
+            cpu = training_cpu() - start_training_cpu
             over = (cfg.max_minutes is not None and wall > cfg.max_minutes * 60) or (
                 cfg.max_cpu_minutes is not None and cpu > cfg.max_cpu_minutes * 60
             )
@@ -330,7 +356,7 @@ def train(cfg: TrainConfig, prior_cfg: PriorConfig) -> dict[str, Any]:
             stop = bool(flag.item())
         record = validator is not None and (state["step"] % cfg.valid_every == 0 or done or stop)
         if record:
-            train_cpu = base_cpu + time.process_time() - start_cpu - state["valid_cpu_seconds"]
+            train_cpu = training_cpu()
             v_cpu = time.process_time()
             v_loss, v_mse = validator(ema)
             state["valid_cpu_seconds"] += time.process_time() - v_cpu
