@@ -12,14 +12,8 @@
 # the embedded prior only after that decision and a measurement on the validation voices.
 set -euo pipefail
 corpus=$1 run=$2 minutes=${3:-125} threads=${4:-1}
-train=() valid=()
-for split in train valid test; do
-  for d in "$corpus"/clean/$split/festvox_ru_* "$corpus"/clean/$split/asterisk_* \
-           "$corpus"/clean/$split/fillets_* "$corpus"/clean/$split/nexuiz_*; do train+=("$d"); done
-  for v in be ca fr da; do  # sips.corpus.VALID_VOICES
-    if [ -d "$corpus/clean/$split/tuxpaint_$v" ]; then valid+=("$corpus/clean/$split/tuxpaint_$v"); fi
-  done
-done
+source "$(dirname "$0")/voices.sh"
+campaign_voices "$corpus"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 exec sips train "${train[@]}" --valid "${valid[@]}" -o "$run/train" --export "$run/prior" \
   --model-channels 16 --channel-mult 1,1,2,4,8 --num-blocks 1 --attn-resolutions "" \

@@ -18,16 +18,8 @@ runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
   runs=(s16-fp32 s16-cb s8-cb s32-cb ft-cb ft-ema0 ft-lr3e-4 ft-crop2 ft-studio)
 fi
-train=() studio=() valid=()
-for split in train valid test; do
-  for d in "$corpus"/clean/$split/festvox_ru_* "$corpus"/clean/$split/asterisk_* \
-           "$corpus"/clean/$split/fillets_* "$corpus"/clean/$split/nexuiz_*; do train+=("$d"); done
-  for d in "$corpus"/clean/$split/festvox_ru_* "$corpus"/clean/$split/fillets_* \
-           "$corpus"/clean/$split/nexuiz_*; do studio+=("$d"); done
-  for v in be ca fr da; do  # sips.corpus.VALID_VOICES
-    if [ -d "$corpus/clean/$split/tuxpaint_$v" ]; then valid+=("$corpus/clean/$split/tuxpaint_$v"); fi
-  done
-done
+source "$(dirname "$0")/voices.sh"
+campaign_voices "$corpus"
 here=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
 for run in "${runs[@]}"; do
