@@ -1,7 +1,6 @@
 """Corpus mixtures (seeded, at the requested SNR, two different speakers) and the predictor fit loop."""
 
 import json
-import sys
 
 import pytest
 import torch
@@ -135,6 +134,13 @@ def test_held_out_voices_pool_all_their_splits(corpus):
     assert bank.names == ["src_a", "src_b"] and len(bank.speakers["src_a"]) == 4
     with pytest.raises(TrainingError, match="noise_split"):
         MixtureBank(corpus, ("train", "valid"), ["src"])
+    # a corpus subset (the GPU data pack) may lack a split: skipped, as long as one is there
+    folders = voice_folders(corpus, ("train", "absent"), ["src_a"])
+    assert folders == {"src_a": [corpus / "clean" / "train" / "src_a"]}
+    with pytest.raises(TrainingError, match="Corpus folder not found: .*absent"):
+        voice_folders(corpus, ("absent", "gone"), ["src_a"])
+    with pytest.raises(TrainingError, match="No folders of the sources nobody"):
+        voice_folders(corpus, ("train", "absent"), ["nobody"])
 
 
 def _recipe_sources(path):
@@ -152,7 +158,7 @@ def test_no_training_recipe_sees_a_held_out_voice():
     import re
     from pathlib import Path
 
-    from sips.training.corpus import TEST_VOICES, TRAIN_SOURCES, VALID_VOICES
+    from sips.training.corpus import TEST_VOICES, TRAIN_SOURCES, VALID_VOICES, WIDE_SOURCES
 
     root = Path(__file__).resolve().parents[1]
     held_out = set(TEST_VOICES) | set(VALID_VOICES)
@@ -162,10 +168,13 @@ def test_no_training_recipe_sees_a_held_out_voice():
     for recipe in recipes:
         for source in _recipe_sources(recipe):
             assert source.startswith(TRAIN_SOURCES), (recipe, source)
-    for recipe in ("priors/sips-cpu-16k/train.sh", "priors/gpu/train_all.sh"):
-        script = (root / recipe).read_text()
-        trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
-        assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained), recipe
+    script = (root / "priors/sips-cpu-16k/train.sh").read_text()
+    trained = re.findall(r"clean/\$split/(\w+)_\*", script) + re.findall(r"clean/train/(\w+)_\*", script)
+    assert trained and all(s.startswith(TRAIN_SOURCES) for s in trained)
+    # the GPU recipe trains on the voices its data pack names (WIDE_SOURCES, tests/test_gpu_recipe.py)
+    script = (root / "priors/gpu/train_all.sh").read_text()
+    assert "PACK.json" in script and '.get("voices"' in script and "clean/$split" not in script
+    assert "WIDE_SOURCES" in (root / "priors/gpu/pack.py").read_text()
     # issue 21's campaign also trains on GPL-licensed game voices (not publishable as they are), never
     # on a held-out voice: the Tux Paint voices of TEST_VOICES / VALID_VOICES are validation only
     for recipe in ("priors/sips-cpu-16k/campaign.sh", "priors/sips-cpu-16k/study.sh"):
@@ -175,12 +184,7 @@ def test_no_training_recipe_sees_a_held_out_voice():
     assert not any(v.startswith(tuple(trained)) for v in held_out)
     # the Conv-TasNet recipe's wide voice set (GPL voices): no held-out voice, nor a KDE voice set in a
     # held-out voice's language
-    sys.path.insert(0, str(root / "adapters/asteroid/recipes"))
-    try:
-        import train_convtasnet
-    finally:
-        sys.path.pop(0)
-    wide = tuple(train_convtasnet.WIDE_SOURCES)
+    wide = WIDE_SOURCES
     assert not any(v.startswith(wide) for v in held_out)
     languages = {v.split("_")[1] for v in held_out}
     assert not any(s.split("_")[1] in languages for s in wide if s.startswith(("klettres_", "ktuberling_")))

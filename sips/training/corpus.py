@@ -22,13 +22,14 @@ from ..io import audio as audio_io
 from ..method import spectral
 from .augment import augmentation
 
-# Speaker-disjoint evaluation on the development corpus. The embedded prior and the recipes draw
-# speech from TRAIN_SOURCES, the permissively licensed sources (festvox_ru: 1 male Russian voice;
-# Asterisk: 4 female voices in en/es/fr/ru); issue 21's runs add GPL-licensed game voices (the
-# campaign and study of priors/sips-cpu-16k, and the Conv-TasNet recipe's --voice-set wide, whose
-# GPL-2.0-only weights are the shipped default separator). The held-out voices are Tux Paint
-# volunteer recordings (measurement only, never trained on), whole voices with all their files. Gender from the median F0 of voiced frames (Asterisk women
-# 198-216 Hz, the festvox man 136 Hz with the same estimator):
+# Speaker-disjoint evaluation on the development corpus. The embedded prior and the recipes' default
+# draw speech from TRAIN_SOURCES, the permissively licensed sources (festvox_ru: 1 male Russian voice;
+# Asterisk: 4 female voices in en/es/fr/ru). WIDE_SOURCES are issue 21's wider voices, the
+# recipes' --voice-set wide and the GPU data pack's training voices (priors/gpu/pack.py); the
+# GPL-2.0-only default separator was trained on them. The held-out voices are Tux Paint volunteer
+# recordings (measurement only, never trained on), whole voices with all their files. Gender from
+# the median F0 of voiced frames (Asterisk women 198-216 Hz, the festvox man 136 Hz with the same
+# estimator):
 #   test  (bench tables):  bg (Bulgarian, m, 118 Hz), ru (Russian, m, 133 Hz),
 #                          el (Greek, f, 209 Hz), ro (Romanian, f, 242 Hz)
 #   valid (sweeps, prior validation loss):  be (Belarusian, f, 246 Hz), ca (Catalan, m/mixed,
@@ -37,6 +38,26 @@ TRAIN_SOURCES = ("festvox_ru", "asterisk")
 TEST_VOICES = ("tuxpaint_bg", "tuxpaint_ru", "tuxpaint_el", "tuxpaint_ro")
 VALID_VOICES = ("tuxpaint_be", "tuxpaint_ca", "tuxpaint_fr", "tuxpaint_da")
 SPLITS = ("train", "valid", "test")
+
+# Issue 21's wider voice set: festvox_ru (BSD-like) and GPL-2/GPL-2+ voices only, no CC-BY-SA
+# Asterisk prompts, so that weights trained on it carry one licence (GPL-2.0-only): the Fish Fillets
+# voices (cs, nl), the Nexuiz narrator, the Tux Paint voices that are not held out, Kajongg, and the
+# KLettres/KTuberling voice sets except the languages of the held-out Tux Paint voices (be, bg, ca,
+# da, el, fr, ro, ru, and uk), whose volunteers might be the same people.
+_KDE_KEPT = {
+    "klettres": ("ar", "cs", "de", "en", "he", "hu", "it", "lt", "nb", "nds", "nl", "pt_BR"),
+    "ktuberling": ("de", "en", "ga", "gl", "lt", "nl", "nn", "sl", "sr", "wa"),
+}
+WIDE_SOURCES = (
+    "festvox_ru",
+    "fillets_",
+    "nexuiz_",
+    "kajongg_",
+    "tuxpaint_en",
+    "tuxpaint_lt",
+    "tuxpaint_ml",
+    *(f"{game}_{lang}" for game, langs in _KDE_KEPT.items() for lang in langs),
+)
 
 
 class ClipBank:
@@ -109,11 +130,15 @@ def voice_folders(
     corpus: str | os.PathLike, splits: str | Sequence[str], sources: Sequence[str] | None = None
 ) -> dict[str, list[Path]]:
     """``{speaker: [folder per split]}`` of the speakers whose names start with one of ``sources``,
-    over one or several corpus ``splits`` (a held-out voice takes all its files: ``SPLITS``)."""
+    over one or several corpus ``splits`` (a held-out voice takes all its files: ``SPLITS``). A
+    split folder that is missing is skipped when another is there (a subset of a corpus, such as
+    the GPU data pack, may lack one); raises :class:`TrainingError` when none is, or no speaker matches."""
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    roots = [Path(corpus) / "clean" / split for split in splits]
+    present = [root for root in roots if root.is_dir()] or roots[:1]  # none: _matching names the first
     voices: dict[str, list[Path]] = {}
-    for split in splits:
-        for p in _matching(Path(corpus) / "clean" / split, sources):
+    for root in present:
+        for p in _matching(root, sources):
             voices.setdefault(p.name, []).append(p)
     if not voices:
         raise TrainingError(f"No folders of the sources {', '.join(sources or ['any'])} under {corpus}/clean.")

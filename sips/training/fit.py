@@ -195,7 +195,9 @@ def add_recipe_options(parser, *, minutes: float, steps: int, batch: int, second
 
     ``--split files`` trains on the corpus' ``train`` files of the training voices and validates on
     their ``valid`` files; ``--split voices`` trains on every file of the training voices and
-    validates on the unseen validation voices (:data:`sips.corpus.VALID_VOICES`).
+    validates on the unseen validation voices (:data:`sips.corpus.VALID_VOICES`). ``--voice-set``
+    picks the training voices: the recipe's own permissively licensed ones, or ``wide``
+    (:data:`sips.corpus.WIDE_SOURCES`, GPL-2/GPL-2+ and BSD-like audio).
     """
     parser.add_argument("corpus", help="a corpus folder (shared/data/build_corpus.py) or a GPU data pack")
     parser.add_argument("run", help="run folder (checkpoint.pt, log.jsonl, summary.json); resumes from it")
@@ -205,6 +207,12 @@ def add_recipe_options(parser, *, minutes: float, steps: int, batch: int, second
     parser.add_argument("--seconds", type=float, default=seconds, help="length of a training crop")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--split", choices=("files", "voices"), default="files", help="what trains and validates")
+    parser.add_argument(
+        "--voice-set",
+        choices=("permissive", "wide"),
+        default="permissive",
+        help="training voices: the recipe's permissively licensed ones, or wide (GPL-2/GPL-2+ and BSD-like)",
+    )
     parser.add_argument("--augment", choices=("none", "voice"), default="none", help="perturbation of each source")
     parser.add_argument("--valid-items", type=int, default=32, help="fixed validation mixtures (batches of 8)")
     parser.add_argument("--valid-seconds", type=float, default=4.0, help="length of a validation mixture")

@@ -7,9 +7,11 @@
 Two-speaker mixtures of different speakers (relative level -5..5 dB), permutation-invariant
 negative SI-SDR (in float32, also under bf16 autocast), validated on fixed mixtures (see
 ``--split``). Resumes from ``RUN_DIR/checkpoint.pt``; ``--export`` writes the best weights as the
-adapter's default folder. Speech sources: the permissively licensed voices only (Asterisk
-en/fr/ru, festvox_ru); the Asterisk es voice is the same person as the en one and is left out so
-that the two speakers of a mixture are always two people. Sizes: ``small`` is the shipped CPU
+adapter's default folder. Speech sources (``--voice-set``): ``permissive``, the permissively
+licensed voices (Asterisk en/fr/ru, festvox_ru; the Asterisk es voice is the same person as the en
+one and is left out so that the two speakers of a mixture are always two people), or ``wide``
+(``sips.corpus.WIDE_SOURCES``, festvox_ru and GPL voices: the shipped default's, whose weights are
+GPL-2.0-only). Sizes: ``small`` is the shipped CPU
 default (1.0 M parameters); ``large`` is the published architecture (Luo & Mesgarani 2019: N=512,
 L=16, B=Sc=128, P=3, X=8, R=3) with H=384 instead of 512 conv channels (3.84 M parameters, so
 that the float32 weights stay under 16 MiB).
@@ -25,30 +27,10 @@ import torch
 from sips_asteroid._lazy import import_asteroid
 
 from sips.evaluation.metrics import pit_si_sdr, si_sdr
-from sips.training.corpus import recipe_banks
+from sips.training.corpus import WIDE_SOURCES, recipe_banks
 from sips.training.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 
 SOURCES = ["asterisk_en_US", "asterisk_fr_CA", "asterisk_ru_RU", "festvox_ru"]
-# Issue 21's wider voice set: festvox_ru (BSD-like) and GPL-2/GPL-2+ voices only (no CC-BY-SA
-# Asterisk prompts, so that the weights can carry one licence, GPL-2.0-only): the Fish Fillets
-# voices (cs, nl), the Nexuiz narrator, the Tux Paint voices that are not held out, Kajongg, and the
-# KLettres/KTuberling voice sets except the languages of the held-out Tux Paint voices (be, bg, ca,
-# da, el, fr, ro, ru, and uk), whose volunteers might be the same people.
-_KDE_KEPT = {
-    "klettres": ("ar", "cs", "de", "en", "he", "hu", "it", "lt", "nb", "nds", "nl", "pt_BR"),
-    "ktuberling": ("de", "en", "ga", "gl", "lt", "nl", "nn", "sl", "sr", "wa"),
-}
-WIDE_SOURCES = [
-    "festvox_ru",
-    "fillets_",
-    "nexuiz_",
-    "kajongg_",
-    "tuxpaint_en",
-    "tuxpaint_lt",
-    "tuxpaint_ml",
-    *(f"{game}_{lang}" for game, langs in _KDE_KEPT.items() for lang in langs),
-]
-VOICE_SETS = {"permissive": SOURCES, "wide": WIDE_SOURCES}
 _COMMON = dict(n_src=2, kernel_size=16, stride=8, sample_rate=16000)
 SIZES = {
     "small": dict(_COMMON, n_filters=128, n_blocks=6, n_repeats=2, bn_chan=64, hid_chan=128, skip_chan=64),
@@ -88,16 +70,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_recipe_options(p, minutes=60, steps=20000, batch=4, seconds=2.0)
     p.add_argument("--size", choices=sorted(SIZES), default="small", help="network size")
-    p.add_argument(
-        "--voice-set",
-        choices=sorted(VOICE_SETS),
-        default="permissive",
-        help="training voices: permissive (Asterisk + festvox_ru, the shipped default's) or wide (GPL voices)",
-    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     length = int(args.seconds * 16000)
-    sources = VOICE_SETS[args.voice_set]
+    sources = {"permissive": SOURCES, "wide": WIDE_SOURCES}[args.voice_set]
     train, valid_bank = recipe_banks(args.corpus, args.split, sources, augment=args.augment, progress=not args.quiet)
     g = torch.Generator().manual_seed(1234)
     valid = [

@@ -2,14 +2,14 @@
 
     python adapters/semamba/recipes/train.py CORPUS RUN_DIR [--size small|published] [--minutes 60]
         [--split files|voices] [--device cuda --precision bf16 --workers 4 --ema 0.999]
-        [--snapshot FILE.safetensors] [--export DIR]
+        [--snapshot FILE.safetensors] [--export DIR] [--voice-set permissive|wide]
 
 Noisy mixtures of clean speech and ``noise/train`` at -5..15 dB SNR. The loss follows the
 SEMamba/MP-SENet recipe without the metric discriminator: compressed-magnitude MSE,
 compressed-complex MSE, anti-wrapping phase losses and a waveform L1 (in float32, also under bf16
 autocast). Validation: fixed mixtures (see ``--split``); the reported number is SI-SDR. Resumes
-from ``RUN_DIR/checkpoint.pt``. Speech: the permissively licensed voices only (Asterisk,
-festvox_ru). Sizes: ``small`` is the shipped CPU default (83 k parameters); ``published`` is the
+from ``RUN_DIR/checkpoint.pt``. Speech: the permissively licensed voices (Asterisk, festvox_ru;
+the shipped default's), or ``--voice-set wide`` (``sips.corpus.WIDE_SOURCES``, GPL voices). Sizes: ``small`` is the shipped CPU default (83 k parameters); ``published`` is the
 published configuration (``SEMamba_advanced.yaml``, 2.25 M parameters), for the GPU recipe.
 """
 
@@ -25,7 +25,7 @@ from sips_semamba import SEMamba, enhance, mag_phase_istft, mag_phase_stft, rms_
 from sips_semamba.config import PUBLISHED_CONFIG, resolve_config
 
 from sips.evaluation.metrics import si_sdr
-from sips.training.corpus import recipe_banks
+from sips.training.corpus import WIDE_SOURCES, recipe_banks
 from sips.training.fit import add_recipe_options, fit, fit_options, recipe_snapshot, valid_batch_sizes
 
 SOURCES = ["asterisk", "festvox_ru"]
@@ -73,7 +73,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = resolve_config(SIZES[args.size])
     length = int(args.seconds * 16000)
-    train, valid_bank = recipe_banks(args.corpus, args.split, SOURCES, augment=args.augment, progress=not args.quiet)
+    sources = {"permissive": SOURCES, "wide": WIDE_SOURCES}[args.voice_set]
+    train, valid_bank = recipe_banks(args.corpus, args.split, sources, augment=args.augment, progress=not args.quiet)
     g = torch.Generator().manual_seed(4321)
     valid = [valid_bank.noisy(n, int(args.valid_seconds * 16000), g) for n in valid_batch_sizes(args.valid_items)]
 
