@@ -27,13 +27,26 @@ import torch
 from sips.pretrained.weights import read_snapshot
 from sips.training.train import export
 
-DATA = (
-    "Every file of the permissively licensed training voices (festvox_ru: 1 male Russian voice; "
-    "Asterisk prompts: 4 female voices, en/es/fr/ru), from the Opus data pack of `priors/gpu/pack.py`, "
-    "with voice augmentation (speed/pitch 0.88-1.12, tilt, one EQ band) and random gains. "
-    "Validation on the unseen validation voices (Tux Paint be/ca/fr/da; their Opus-decoded audio from the pack, "
-    "on which a prior's loss reads lower than on the original audio); the test voices were never used."
+LICENCE = (
+    "GPL-2.0-only. The training audio is BSD-like (festvox_ru) and GPL-2 / GPL-2+ (Fish Fillets: version 2 "
+    "only; Nexuiz, Kajongg, Tux Paint, KLettres, KTuberling); the CC-BY-SA Asterisk prompts were left out so "
+    "that one licence covers the weights. Whether weights trained on GPL audio are a derivative work is "
+    "unsettled; this card takes the cautious reading."
 )
+
+
+def _data(report: dict) -> str:
+    """The card's data line, from the pack's voices that ``train_all.sh`` copied into summary.json."""
+    pack = report.get("pack") or {}
+    voices = pack.get("voices", {}).get("train", {})
+    return (
+        f"{len(voices)} voices of `sips.corpus.WIDE_SOURCES` (festvox_ru and GPL-licensed game and word-game "
+        f"recordings), {sum(voices.values()):.0f} minutes, at most {pack.get('voice_minutes', '?')} minutes per "
+        "voice, from the Opus data pack of `priors/gpu/pack.py`, with voice augmentation (speed/pitch 0.88-1.12, "
+        "tilt, one EQ band) and random gains. Validation on the unseen validation voices (Tux Paint be/ca/fr/da; "
+        "their Opus-decoded audio from the pack, on which a prior's loss reads lower than on the original audio); "
+        "the test voices were never used."
+    )
 
 
 def _compute(info: dict, report: dict) -> str:
@@ -46,8 +59,9 @@ def _compute(info: dict, report: dict) -> str:
 
 def _card(title: str, info: dict, report: dict, valid: str) -> str:
     return (
-        f"## Training\n\n- **Data:** {DATA}\n- **Compute:** {_compute(info, report)}\n"
-        f"- **Validation:** {valid}\n- **Recipe:** `priors/gpu/train_all.sh` ({title})\n"
+        f"## Training\n\n- **Data:** {_data(report)}\n- **Compute:** {_compute(info, report)}\n"
+        f"- **Validation:** {valid}\n- **Recipe:** `priors/gpu/train_all.sh` ({title})\n\n"
+        f"## Licence\n\n{LICENCE}\n"
     )
 
 
@@ -58,7 +72,7 @@ def finish_prior(name: str, path: Path, dest: Path, report: dict) -> Path:
         f"loss {last.get('valid_loss', float('nan')):.4f}, MSE {last.get('valid_mse', float('nan')):.4f} (EMA weights)"
     )
     dtype = torch.float16 if name == "prior-large" else torch.float32
-    return export(path, dest / name, card_body=_card(name, info, report, valid), dtype=dtype)
+    return export(path, dest / name, card_body=_card(name, info, report, valid), dtype=dtype, license="gpl-2.0")
 
 
 def finish_semamba(path: Path, dest: Path, report: dict) -> Path:
