@@ -115,7 +115,7 @@ for name in "${names[@]}"; do
   [ "${rc[$name]}" -eq 0 ] || status=1
 done
 seconds=$(( $(date +%s) - start ))
-codes=$(for n in "${names[@]}"; do printf '"%s": %s, ' "$n" "${rc[$n]}"; done)
+codes=$(for n in "${names[@]}"; do printf '"%s": [%s, %s], ' "$n" "${rc[$n]}" "${budget[$n]}"; done)
 "$py" - "$out" "$seconds" "{${codes%, }}" "$device" "$minutes" "$pack" <<'EOF'
 import json, sys
 from pathlib import Path
@@ -124,10 +124,10 @@ out, seconds, rc = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 pack = json.loads((Path(sys.argv[6]) / "PACK.json").read_text())
 report = {"seconds": seconds, "device": sys.argv[4], "minutes": float(sys.argv[5]), "jobs": {},
           "pack": {k: pack.get(k) for k in ("megabytes", "kbit_per_second", "voice_minutes", "voices")}}
-for name, code in rc.items():
+for name, (code, minutes) in rc.items():
     path = out / f"{name}.safetensors"
     info = read_snapshot(path)[1] if path.is_file() else None
-    report["jobs"][name] = {"exit": code, "snapshot": path.name if info else None, "info": info}
+    report["jobs"][name] = {"exit": code, "minutes": minutes, "snapshot": path.name if info else None, "info": info}
 (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
 print(json.dumps({n: (j["exit"], j["info"] and j["info"].get("step")) for n, j in report["jobs"].items()}))
 EOF
