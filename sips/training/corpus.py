@@ -131,8 +131,8 @@ def voice_folders(
 ) -> dict[str, list[Path]]:
     """``{speaker: [folder per split]}`` of the speakers whose names start with one of ``sources``,
     over one or several corpus ``splits`` (a held-out voice takes all its files: ``SPLITS``). A
-    split folder that is missing is skipped when another is there (a subset of a corpus, such as
-    the GPU data pack, may lack one); raises :class:`TrainingError` when none is, or no speaker matches."""
+    missing split folder is skipped when another is there (a subset of a corpus, such as the GPU
+    data pack, may lack one). Raises :class:`TrainingError` when none is, or no speaker matches."""
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
     roots = [Path(corpus) / "clean" / split for split in splits]
     present = [root for root in roots if root.is_dir()] or roots[:1]  # none: _matching names the first

@@ -11,10 +11,9 @@ adapter's default folder. Speech sources (``--voice-set``): ``permissive``, the 
 licensed voices (Asterisk en/fr/ru, festvox_ru; the Asterisk es voice is the same person as the en
 one and is left out so that the two speakers of a mixture are always two people), or ``wide``
 (``sips.corpus.WIDE_SOURCES``, festvox_ru and GPL voices: the shipped default's, whose weights are
-GPL-2.0-only). Sizes: ``small`` is the shipped CPU
-default (1.0 M parameters); ``large`` is the published architecture (Luo & Mesgarani 2019: N=512,
-L=16, B=Sc=128, P=3, X=8, R=3) with H=384 instead of 512 conv channels (3.84 M parameters, so
-that the float32 weights stay under 16 MiB).
+GPL-2.0-only). Sizes: ``small`` is the shipped CPU default (0.34 M parameters); ``large`` is the
+published architecture (Luo & Mesgarani 2019: N=512, L=16, B=Sc=128, P=3, X=8, R=3) with H=384
+instead of 512 conv channels (3.84 M parameters, so that the float32 weights stay under 16 MiB).
 """
 
 from __future__ import annotations

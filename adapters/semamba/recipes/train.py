@@ -9,8 +9,9 @@ SEMamba/MP-SENet recipe without the metric discriminator: compressed-magnitude M
 compressed-complex MSE, anti-wrapping phase losses and a waveform L1 (in float32, also under bf16
 autocast). Validation: fixed mixtures (see ``--split``); the reported number is SI-SDR. Resumes
 from ``RUN_DIR/checkpoint.pt``. Speech: the permissively licensed voices (Asterisk, festvox_ru;
-the shipped default's), or ``--voice-set wide`` (``sips.corpus.WIDE_SOURCES``, GPL voices). Sizes: ``small`` is the shipped CPU default (83 k parameters); ``published`` is the
-published configuration (``SEMamba_advanced.yaml``, 2.25 M parameters), for the GPU recipe.
+the shipped default's), or ``--voice-set wide`` (``sips.corpus.WIDE_SOURCES``, GPL voices).
+Sizes: ``small`` is the shipped CPU default (83 k parameters); ``published`` is the published
+configuration (``SEMamba_advanced.yaml``, 2.25 M parameters), for the GPU recipe.
 """
 
 from __future__ import annotations
